@@ -11,7 +11,7 @@ import ipywidgets as W
 import plotly.graph_objects as go
 
 from workbench.reports import loss_figure, preference_figure, preference_trace_keys, series
-from workbench.training.records import MetricsRecord
+from workbench.runs.records import Kind, MetricsRecord
 
 from .display import show_figure
 
@@ -41,13 +41,13 @@ class LiveCurves:
         self.redraw()
 
     def add(self, rec: MetricsRecord) -> None:
-        if rec.kind not in ("train", "eval"):
+        if rec.kind not in (Kind.TRAIN, Kind.EVAL):
             return
         with self._lock:
             self.records.append(rec)
             if not self.has_preference and any(k in rec.values for k in preference_trace_keys()):
                 self.has_preference = True
-        if self.live and (rec.kind == "eval" or time.monotonic() - self._last_draw >= self.min_interval):
+        if self.live and (rec.kind is Kind.EVAL or time.monotonic() - self._last_draw >= self.min_interval):
             self.redraw()
 
     def redraw(self) -> None:

@@ -6,7 +6,7 @@ import time
 import ipywidgets as W
 from tqdm import tqdm
 
-from workbench.training.records import MetricsRecord
+from workbench.runs.records import Event, Kind, MetricsRecord
 
 
 def memory_text() -> str:
@@ -45,11 +45,11 @@ class Progress:
         self.label.value = f"0/{self.max_steps}"
 
     def add(self, rec: MetricsRecord) -> None:
-        if rec.kind == "event" and rec.values.get("event") == "start":
+        if rec.event == Event.START:
             self.start(rec.values.get("max_steps") or self.max_steps)
             self._step0 = rec.step  # resumed runs start past 0
             return
-        if rec.kind != "train":
+        if rec.kind is not Kind.TRAIN:
             return
         self.step = rec.step
         self.bar.value = min(rec.step, self.bar.max)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import ipywidgets as W
 
 from workbench.reports import samples_table_html
-from workbench.training.records import MetricsRecord
+from workbench.runs.records import Kind, MetricsRecord
 
 
 class SamplesTable:
@@ -19,7 +19,7 @@ class SamplesTable:
         self.widget.value = samples_table_html([])
 
     def add(self, rec: MetricsRecord) -> None:
-        if rec.kind == "sample":
+        if rec.kind is Kind.SAMPLE:
             self.records.append(rec)
             self.widget.value = self.html()
 

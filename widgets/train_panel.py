@@ -15,7 +15,7 @@ import ipywidgets as W
 
 from workbench.config import TrainConfig
 from workbench.errors import WorkbenchError
-from workbench.training.records import MetricsRecord
+from workbench.runs.records import Event, MetricsRecord
 
 from .display import show_html
 from .live_curves import LiveCurves
@@ -62,7 +62,7 @@ class TrainPanel:
             self.curves.add(rec)
             self.samples.add(rec)
             self.progress.add(rec)
-            if rec.kind == "event" and rec.values.get("event") == "start":
+            if rec.event == Event.START:
                 self._set_status(f"training ({rec.values.get('trainable_params', '?'):,} trainable parameters)"
                                  if isinstance(rec.values.get("trainable_params"), int) else "training")
         except Exception:  # noqa: BLE001

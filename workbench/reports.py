@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .training.records import MetricsRecord
+from .runs.records import Kind, MetricsRecord
 
 LOSS_KEYS = ("loss", "eval_loss")
 # Logged by the preference methods: TRL's rewards/* and logps/* on training batches (eval_*
@@ -28,7 +28,7 @@ def series(records: Iterable[MetricsRecord], key: str) -> tuple[list[int], list[
     """(steps, values) of one metric across train/eval records, skipping missing values."""
     xs, ys = [], []
     for r in records:
-        if r.kind in ("train", "eval") and isinstance(r.values.get(key), (int, float)) \
+        if r.kind in (Kind.TRAIN, Kind.EVAL) and isinstance(r.values.get(key), (int, float)) \
                 and not isinstance(r.values.get(key), bool):
             xs.append(r.step)
             ys.append(float(r.values[key]))
@@ -36,7 +36,7 @@ def series(records: Iterable[MetricsRecord], key: str) -> tuple[list[int], list[
 
 
 def present_keys(records: Sequence[MetricsRecord], keys: Sequence[str]) -> list[str]:
-    seen = {k for r in records if r.kind in ("train", "eval") for k in r.values}
+    seen = {k for r in records if r.kind in (Kind.TRAIN, Kind.EVAL) for k in r.values}
     return [k for k in keys if k in seen]
 
 
@@ -116,7 +116,7 @@ def final_values(records: Sequence[MetricsRecord], summary: dict | None = None,
 
 
 def samples_table_html(samples: Sequence[MetricsRecord], limit: int = 20) -> str:
-    rows = [r for r in samples if r.kind == "sample"][-limit:]
+    rows = [r for r in samples if r.kind is Kind.SAMPLE][-limit:]
     if not rows:
         return "<p><i>no samples yet</i></p>"
     body = "".join(

@@ -6,7 +6,7 @@ import time
 
 from widgets.compare import ComparePanel
 from workbench.runs.store import RunStore
-from workbench.training.records import MetricsRecord
+from workbench.runs.records import MetricsRecord
 
 
 def _fake_run(root, name, losses, status="completed"):

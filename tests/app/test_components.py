@@ -11,7 +11,7 @@ from workbench.config import TrainConfig
 from workbench.errors import UnknownNameError, WorkbenchError
 from workbench.methods import get_method
 from workbench.reports import final_values, series
-from workbench.training.records import MetricsRecord
+from workbench.runs.records import MetricsRecord
 
 
 def test_form_from_method_dataclass_returns_only_changes():

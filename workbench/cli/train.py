@@ -6,7 +6,11 @@ import dataclasses
 import json
 import sys
 
+import yaml
+
 from ..config import TrainConfig, field_help
+from ..errors import WorkbenchError
+from ..runs import Event, Kind, open_run
 
 
 def _scalar_fields():
@@ -26,7 +30,8 @@ def add_parser(sub):
                        metavar=f.name.upper(), help=helps[f.name])
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any key, e.g. learning_rate=1e-4, method.loss_type=dft, peft.r=16")
-    p.add_argument("--resume", action="store_true", help="continue --run-dir from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue --run-dir from its last complete checkpoint (only --max-steps may change)")
     p.add_argument("--list-methods", action="store_true", help="list methods and PEFT types, then exit")
     p.add_argument("--quiet", action="store_true", help="no per-step lines")
     p.set_defaults(func=run)
@@ -34,19 +39,41 @@ def add_parser(sub):
 
 # What a per-step line shows for each record kind, when the record has it.
 _SHOWN = {
-    "train": ("loss", "rewards/accuracies", "kl_to_ref", "tokens_per_s"),
-    "eval": ("eval_loss", "accuracy", "eval_ranking_accuracy", "eval_rewards/accuracies", "eval_kl_to_ref"),
-    "event": ("round", "reward_mean", "sample_accuracy", "pairs"),
+    Kind.TRAIN: ("loss", "rewards/accuracies", "kl_to_ref", "tokens_per_s"),
+    Kind.EVAL: ("eval_loss", "accuracy", "eval_ranking_accuracy", "eval_rewards/accuracies", "eval_kl_to_ref"),
+    Kind.EVENT: ("round", "reward_mean", "sample_accuracy", "pairs"),
 }
 
 
 def _print_record(rec) -> None:
     keys = [k for k in _SHOWN.get(rec.kind, ()) if isinstance(rec.values.get(k), (int, float))]
-    if rec.kind == "event" and rec.values.get("event") != "round":
+    if rec.kind is Kind.EVENT and rec.event != Event.ROUND:
         return
     if keys:
         shown = "  ".join(f"{k} {rec.values[k]:.4g}" for k in keys)
         print(f"step {rec.step:>5}  {rec.kind:5}  {shown}", flush=True)
+
+
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def _resume_config(args) -> TrainConfig:
+    """The run's own config.json, for exactly the directory given (never the run_dir stored
+    inside it). Only --max-steps may change on resume; any other setting is refused."""
+    changed = [_flag(f.name) for f in _scalar_fields()
+               if getattr(args, f.name) is not None and f.name not in ("run_dir", "max_steps")]
+    changed += ["--config"] * bool(args.config) + ["--set"] * bool(args.set)
+    if changed:
+        raise WorkbenchError(f"{changed[0]} cannot change on --resume (the run keeps its config.json); "
+                             "only --max-steps can: start a new run to change anything else")
+    saved = open_run(args.run_dir).config
+    keep = {k: v for k, v in saved.items() if k not in ("resolved", "resumes", "run_dir")}
+    cfg = TrainConfig.from_dict(keep, where=f"{args.run_dir}/config.json")
+    cfg.run_dir = args.run_dir
+    if args.max_steps is not None:
+        cfg.set("max_steps", yaml.safe_load(args.max_steps), where="--max-steps")
+    return cfg
 
 
 def run(args) -> int:
@@ -62,25 +89,27 @@ def run(args) -> int:
             print(f"  {p.name:18} {p.summary}")
         return 0
 
-    from ..runs import open_run
     from ..training.engine import train
 
     if args.resume:
         if not args.run_dir:
-            print("workbench train: error: --resume needs --run-dir", file=sys.stderr)
-            return 2
-        saved = open_run(args.run_dir).config
-        cfg = TrainConfig.from_dict({k: v for k, v in saved.items() if k != "resolved"}, where="config.json")
+            raise WorkbenchError("--resume needs --run-dir (the run directory to continue)")
+        cfg = _resume_config(args)
     else:
         cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
         for f in _scalar_fields():
             value = getattr(args, f.name)
             if value is not None:
-                cfg.apply_overrides([f"{f.name}={value}"])
+                cfg.set(f.name, yaml.safe_load(value) if value else "", where=_flag(f.name))
         cfg.apply_overrides(args.set)
 
     listeners = [] if args.quiet else [_print_record]
-    result = train(cfg, listeners=listeners, resume=args.resume)
+    try:
+        result = train(cfg, listeners=listeners, resume=args.resume)
+    except OSError as e:  # the disk, not the input: the run is marked failed with this reason
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"workbench train: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     print(json.dumps(result.summary, indent=2))
     print(f"run directory: {result.run_dir}  ({result.status})")
     if result.status == "failed":

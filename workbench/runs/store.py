@@ -1,7 +1,9 @@
-"""The run directory: config.json, metrics.jsonl, samples.jsonl, final/ weights,
-summary.json and checkpoints/. JSON files are written to a temp file and renamed, so a
-reader (or a killed process) never sees half a file; JSONL lines are appended whole and
-flushed, and on resume the lines past the checkpoint are dropped so steps stay continuous.
+"""The run directory on disk: config.json, metrics.jsonl, samples.jsonl, final/ weights,
+summary.json, checkpoints/ and the lock. JSON files are written to a temp file and
+renamed, so a reader (or a killed process) never sees half a file; JSONL lines are
+appended whole and flushed, and on resume the lines past the checkpoint are dropped so
+steps stay continuous. The lifecycle that writes these lives in `run.py` (`Run`); this
+module is the layout and the readers.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import WorkbenchError
-from ..training.records import MetricsRecord
+from .records import Kind, MetricsRecord
 
 CONFIG, METRICS, SAMPLES, SUMMARY, FINAL, CHECKPOINTS, STOP = (
     "config.json", "metrics.jsonl", "samples.jsonl", "summary.json", "final", "checkpoints", "STOP")
@@ -59,10 +61,6 @@ class RunStore:
 
     # -- lifecycle ------------------------------------------------------------------
     def create(self, config: dict) -> None:
-        if self.path.exists() and any(self.path.iterdir()):
-            raise WorkbenchError(f"run directory {self.path} already exists and is not empty "
-                                 "(use --resume to continue it, or pick another --run-dir)")
-        self.path.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.path / CONFIG, config)
 
     def truncate_after(self, step: int) -> None:
@@ -75,7 +73,7 @@ class RunStore:
 
     # -- records ----------------------------------------------------------------------
     def append(self, rec: MetricsRecord) -> None:
-        name = SAMPLES if rec.kind == "sample" else METRICS
+        name = SAMPLES if rec.kind is Kind.SAMPLE else METRICS
         with open(self.path / name, "a") as f:
             f.write(json.dumps(rec.to_json()) + "\n")
             f.flush()
@@ -97,6 +95,7 @@ class RunInfo:
     path: Path
     config: dict
     summary: dict
+    error: str | None = None   # why this directory could not be read (list_runs keeps it, marked)
 
     @property
     def name(self) -> str:
@@ -104,6 +103,8 @@ class RunInfo:
 
     @property
     def status(self) -> str:
+        if self.error:
+            return "unreadable"
         return self.summary.get("status", "interrupted" if self.config else "unknown")
 
     def records(self) -> list[MetricsRecord]:
@@ -113,20 +114,43 @@ class RunInfo:
         return [MetricsRecord.from_json(r) for r in read_jsonl(self.path / SAMPLES)]
 
 
+def read_json_object(path: Path, what: str) -> dict:
+    """A JSON file that must hold an object, or one line naming the file and the fault."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WorkbenchError(f"{path}: cannot read the run's {what} ({type(e).__name__}: {e})") from None
+    if not isinstance(data, dict):
+        raise WorkbenchError(f"{path}: the run's {what} is not a JSON object")
+    return data
+
+
 def open_run(path: str | Path) -> RunInfo:
     path = Path(path)
+    if not path.is_dir():
+        raise WorkbenchError(f"{path} is not a run directory (not a directory)")
     if not (path / CONFIG).is_file():
         raise WorkbenchError(f"{path} is not a run directory (no {CONFIG})")
+    config = read_json_object(path / CONFIG, "configuration")
     summary_path = path / SUMMARY
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    return RunInfo(path, json.loads((path / CONFIG).read_text()), summary)
+    summary = read_json_object(summary_path, "summary") if summary_path.is_file() else {}
+    return RunInfo(path, config, summary)
 
 
 def list_runs(root: str | Path | None = None) -> list[RunInfo]:
+    """Every run under `root`; one whose config or summary is unreadable is listed with
+    `error` set (status "unreadable") instead of failing the whole listing."""
     root = Path(root) if root else runs_root()
     if not root.is_dir():
         return []
-    runs = [open_run(p) for p in sorted(root.iterdir()) if (p / CONFIG).is_file()]
+    runs = []
+    for p in sorted(root.iterdir()):
+        if not (p / CONFIG).is_file():
+            continue
+        try:
+            runs.append(open_run(p))
+        except WorkbenchError as e:
+            runs.append(RunInfo(p, {}, {}, error=str(e)))
     return sorted(runs, key=lambda r: (r.path / CONFIG).stat().st_mtime)
 
 
@@ -138,7 +162,7 @@ def default_run_dir(method: str, model: str) -> Path:
 def iter_final_metrics(runs: Iterable[RunInfo]) -> Iterable[dict]:
     for r in runs:
         s = r.summary
-        yield {"run": r.name, "status": r.status, "method": r.config.get("method"),
+        yield {"run": r.name, "status": r.status, **({"error": r.error} if r.error else {}), "method": r.config.get("method"),
                "peft": r.config.get("peft"), "model": r.config.get("model"),
                "steps": s.get("steps"), "train_loss": s.get("train_loss"),
                "eval_loss": s.get("eval_loss")}

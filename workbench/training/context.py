@@ -21,6 +21,7 @@ class TrainContext:
     callbacks: list = field(default_factory=list)
     bf16: bool = False
     device: str = "cpu"
+    checkpoints: bool = True      # False: the trainer saves nothing (a coordinator checkpoints itself)
 
     def trl_args(self) -> dict[str, Any]:
         """Keyword arguments shared by every TRL config class (SFTConfig, DPOConfig, …).
@@ -42,7 +43,7 @@ class TrainContext:
             logging_nan_inf_filter=False,  # a NaN loss must reach our records and stop the run
             eval_strategy="steps" if has_eval else "no",
             eval_steps=c.eval_steps,
-            save_strategy="steps",
+            save_strategy="steps" if self.checkpoints else "no",
             save_steps=c.save_steps,
             save_total_limit=2,
             report_to="none",
