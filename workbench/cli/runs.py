@@ -25,4 +25,7 @@ def run(args) -> int:
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
         print("  ".join(_fmt(r[c]).ljust(widths[c]) for c in cols))
+    for r in rows:  # runs whose config or summary could not be read: say why, list the rest anyway
+        if r.get("error"):
+            print(f"unreadable: {r['error']}")
     return 0

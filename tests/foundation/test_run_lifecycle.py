@@ -1,0 +1,213 @@
+"""The Run's lifecycle as a careless or hostile user meets it: two processes on one run,
+moved run directories, half-written checkpoints, flags changed on resume, a run killed
+during its final save, a disk that fails mid-run, run directories that are files, and
+unreadable run metadata. Each test reproduces a defect the hostile-input sweep found."""
+import json
+import logging
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from workbench import TrainConfig, train
+from workbench.cli.main import main
+from workbench.errors import WorkbenchError
+from workbench.runs import Run, list_runs
+from workbench.runs.lock import RunLock
+
+FAST = dict(model="tiny-llama", dataset="instructions", max_length=64, batch_size=2, eval_rows=0,
+            sample_prompts=0, save_steps=2)
+
+
+def _stopped_run(tmp_path, name="run", at=3, **kw) -> Path:
+    """A run stopped at step `at` (checkpointed there), ready to resume."""
+    stop = threading.Event()
+
+    def stop_at(rec):
+        if rec.kind == "train" and rec.step >= at:
+            stop.set()
+
+    cfg = TrainConfig(**{**FAST, "max_steps": 8, **kw}, run_dir=str(tmp_path / name))
+    result = train(cfg, listeners=[stop_at], stop=stop)
+    assert result.status == "stopped" and result.summary["steps"] == at
+    return Path(result.run_dir)
+
+
+def _cli(capsys, *args) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop what earlier steps of the test printed
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _one_line(err: str) -> str:
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def _train_steps(run: Path) -> list[int]:
+    return [json.loads(l)["step"] for l in (run / "metrics.jsonl").read_text().splitlines()
+            if json.loads(l)["kind"] == "train"]
+
+
+def test_a_second_process_on_the_same_run_is_refused_and_names_the_holder(tmp_path, capsys):
+    run = _stopped_run(tmp_path)
+    holder = RunLock(run).acquire()  # the first `--resume`, still training
+    try:
+        code, _, err = _cli(capsys, "train", "--resume", "--run-dir", str(run))
+        assert code == 2
+        assert f"in use by another process (pid {os.getpid()})" in _one_line(err)
+    finally:
+        holder.release()
+    assert _train_steps(run) == [1, 2, 3]  # nothing duplicated
+    # The holder is gone (its lock released as a dead process's would be): resume proceeds.
+    code, _, err = _cli(capsys, "train", "--resume", "--run-dir", str(run), "--quiet")
+    assert code == 0, err
+    assert _train_steps(run) == list(range(1, 9))
+
+
+def test_a_stale_lock_file_from_a_dead_process_does_not_block(tmp_path):
+    run = _stopped_run(tmp_path)
+    (run / ".lock").write_text("999999\n")  # left by a killed process: the kernel lock is gone
+    cfg = TrainConfig(**FAST, max_steps=8, run_dir=str(run))
+    assert train(cfg, resume=True).status == "completed"
+
+
+def test_resume_continues_exactly_the_directory_given_even_when_moved(tmp_path, monkeypatch, capsys):
+    first_cwd = tmp_path / "a"
+    first_cwd.mkdir()
+    monkeypatch.chdir(first_cwd)
+    _stopped_run(Path("."), name="rel-run")           # config.json records the relative run_dir "rel-run"
+    moved = tmp_path / "elsewhere" / "moved-run"
+    moved.parent.mkdir()
+    shutil.move(str(first_cwd / "rel-run"), moved)
+    decoy = first_cwd / "rel-run"                     # a *different* run with the old relative name
+    _stopped_run(first_cwd, name="rel-run", at=2)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _cli(capsys, "train", "--resume", "--run-dir", str(moved), "--quiet")
+    assert code == 0, err
+    assert _train_steps(moved) == list(range(1, 9))
+    assert json.loads((moved / "summary.json").read_text())["status"] == "completed"
+    assert _train_steps(decoy) == [1, 2] and not (decoy / "summary.json").read_text().count("completed")
+
+
+def test_a_half_written_checkpoint_is_skipped_and_named(tmp_path, caplog):
+    run = _stopped_run(tmp_path, at=3)  # checkpoints 2 and 3, both complete
+    ckpts = run / "checkpoints"
+    (ckpts / "checkpoint-5").mkdir()    # kill -9 as the folder appeared
+    truncated = ckpts / "checkpoint-4"  # a file-size limit cut the save short
+    shutil.copytree(ckpts / "checkpoint-3", truncated)
+    (truncated / ".complete").unlink(missing_ok=True)
+    (truncated / "trainer_state.json").write_text('{"global_st')
+    with caplog.at_level(logging.WARNING, logger="workbench"):
+        result = train(TrainConfig(**FAST, max_steps=8, run_dir=str(run)), resume=True)
+    assert result.status == "completed" and result.summary["resumed_from"].endswith("checkpoint-3")
+    assert "skipping incomplete checkpoint checkpoint-4" in caplog.text
+    assert "skipping incomplete checkpoint checkpoint-5" in caplog.text
+    assert _train_steps(run) == list(range(1, 9))
+
+
+def test_resume_refuses_changed_settings_and_records_a_new_max_steps(tmp_path, capsys):
+    run = _stopped_run(tmp_path, max_steps=6)
+    for flag, value in (("--learning-rate", "5"), ("--batch-size", "8"), ("--set", "method.loss_type=dft")):
+        code, _, err = _cli(capsys, "train", "--resume", "--run-dir", str(run), flag, value)
+        assert code == 2 and f"{flag} cannot change on --resume" in _one_line(err)
+    code, _, err = _cli(capsys, "train", "--resume", "--run-dir", str(run), "--max-steps", "7", "--quiet")
+    assert code == 0, err
+    config = json.loads((run / "config.json").read_text())
+    assert config["max_steps"] == 7 and config["resumes"] == [{"at_step": 3, "max_steps": [6, 7]}]
+    assert config["learning_rate"] == FAST.get("learning_rate", TrainConfig().learning_rate)
+    assert json.loads((run / "summary.json").read_text())["steps"] == 7
+    # A completed run grows only with a larger max_steps.
+    code, _, err = _cli(capsys, "train", "--resume", "--run-dir", str(run))
+    assert code == 2 and "already completed 7 steps" in _one_line(err)
+
+
+def test_a_run_killed_during_its_final_save_resumes_without_training_past_max_steps(tmp_path):
+    cfg = TrainConfig(**FAST, max_steps=4, run_dir=str(tmp_path / "run"))
+    run = Path(train(cfg).run_dir)
+    shutil.rmtree(run / "final")              # killed while final/ was being written
+    (run / "summary.json").unlink()
+    result = train(cfg, resume=True)
+    assert result.status == "completed" and result.summary["steps"] == 4
+    assert _train_steps(run) == [1, 2, 3, 4]
+    assert (run / "final" / "adapter_model.safetensors").is_file()
+    assert (run / "final" / "tokenizer_config.json").is_file()
+
+
+def test_final_holds_no_pickles(tmp_path):
+    run = Path(train(TrainConfig(**FAST, max_steps=2, run_dir=str(tmp_path / "run"))).run_dir)
+    names = {p.name for p in (run / "final").iterdir()}
+    assert "adapter_model.safetensors" in names
+    assert not {n for n in names if Path(n).suffix in {".bin", ".pt", ".pth", ".pkl"}}, names
+
+
+def test_a_write_failing_mid_run_marks_it_failed_with_the_reason(tmp_path, capsys):
+    run = tmp_path / "run"
+
+    def disk_full(rec):
+        if rec.kind == "train" and rec.step == 2:
+            raise OSError(28, "No space left on device", str(run / "metrics.jsonl"))
+
+    with pytest.raises(OSError):
+        train(TrainConfig(**FAST, max_steps=6, run_dir=str(run)), listeners=[disk_full])
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and "No space left on device" in summary["reason"]
+    # The lock went with the failed run: it resumes.
+    assert train(TrainConfig(**FAST, max_steps=6, run_dir=str(run)), resume=True).status == "completed"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_text("not a dir"), "is a file, not a directory"),
+    (lambda p: (p.parent / "blocker").write_text("x"), "cannot create run directory"),
+])
+def test_run_dir_that_cannot_be_a_directory_is_one_line(tmp_path, capsys, make, message):
+    target = tmp_path / "target"
+    make(target)
+    run_dir = target if target.exists() else tmp_path / "blocker" / "run"
+    code, _, err = _cli(capsys, "train", "--model", "tiny-llama", "--max-steps", "1", "--run-dir", str(run_dir))
+    assert code == 2 and message in _one_line(err)
+
+
+def test_create_refuses_a_non_empty_directory_and_keeps_it(tmp_path):
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "notes.txt").write_text("mine")
+    with pytest.raises(WorkbenchError, match="already exists and is not empty"):
+        Run.create(d, {"max_steps": 1})
+    assert (d / "notes.txt").read_text() == "mine" and not (d / "config.json").exists()
+
+
+def test_unreadable_config_or_summary_is_marked_and_the_others_still_list(tmp_path, capsys):
+    root = tmp_path / "runs"
+    good = Path(train(TrainConfig(**FAST, max_steps=1, run_dir=str(root / "good"))).run_dir)
+    for name, broken in (("bad-summary", "summary.json"), ("bad-config", "config.json")):
+        shutil.copytree(good, root / name)
+        (root / name / broken).write_text("{not json")
+    runs = {r.name: r for r in list_runs(root)}
+    assert runs["good"].status == "completed"
+    assert runs["bad-summary"].status == runs["bad-config"].status == "unreadable"
+    code, out, err = _cli(capsys, "runs", "--root", str(root))
+    assert code == 0, err
+    assert "good" in out and "completed" in out and out.count("unreadable") >= 2
+    code, _, err = _cli(capsys, "shift", "--base", "tiny-llama", "--tuned", str(root / "bad-config"),
+                          "--prompts", "instructions")
+    assert code == 2 and "config.json" in _one_line(err)
+
+
+def test_stop_file_from_another_process_stops_and_resume_finishes(tmp_path):
+    run = tmp_path / "run"
+
+    def touch_stop(rec):
+        if rec.kind == "train" and rec.step == 2:
+            (run / "STOP").touch()
+
+    first = train(TrainConfig(**FAST, max_steps=5, run_dir=str(run)), listeners=[touch_stop])
+    assert first.status == "stopped" and first.summary["steps"] == 2
+    assert (run / "checkpoints" / "checkpoint-2" / ".complete").is_file()
+    second = train(TrainConfig(**FAST, max_steps=5, run_dir=str(run)), resume=True)
+    assert second.status == "completed" and _train_steps(run) == [1, 2, 3, 4, 5]
+    assert second.summary["first_train_loss"] == first.summary["first_train_loss"]
