@@ -9,7 +9,7 @@ __all__ = ["TrainConfig", "WorkbenchError", "train", "RunResult", "select"]
 
 def __getattr__(name):
     if name in ("train", "RunResult"):
-        from .training import engine
+        from . import engine
         return getattr(engine, name)
     if name == "select":
         from .selection import select

@@ -89,7 +89,7 @@ def run(args) -> int:
             print(f"  {p.name:18} {p.summary}")
         return 0
 
-    from ..training.engine import train
+    from ..engine import train
 
     if args.resume:
         if not args.run_dir:

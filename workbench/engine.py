@@ -14,17 +14,17 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..config import TrainConfig, dataclass_from_args
-from ..errors import WorkbenchError
-from ..methods import MethodSpec, get_method
-from ..models import load_model, load_tokenizer, pick_device, resolve, use_bf16
-from ..peft_menu import build_peft_config, get_peft, post_init, prepare_model, resolved_peft_args
-from ..runs.records import Listener
-from ..runs.run import Run, RunResult
-from ..runs.store import default_run_dir
-from .context import TrainContext
-from .coordinator import Coordinator
-from .samples import Sampler
+from .config import TrainConfig, dataclass_from_args
+from .errors import WorkbenchError
+from .methods import MethodSpec, get_method
+from .models import load_model, load_tokenizer, pick_device, resolve, use_bf16
+from .peft_menu import build_peft_config, get_peft, post_init, prepare_model, resolved_peft_args
+from .runs.records import Listener
+from .runs.run import Run, RunResult
+from .runs.store import default_run_dir
+from .training.context import TrainContext
+from .training.coordinator import Coordinator
+from .training.samples import Sampler
 
 __all__ = ["Plan", "RunResult", "plan", "train"]
 
@@ -126,7 +126,7 @@ def _build(p: Plan, run: Run):
 
 
 def _load_data(cfg: TrainConfig, data_format: str):
-    from .. import data
+    from . import data
 
     train_ds = data.load(cfg.dataset, format=data_format, split="train", max_rows=cfg.max_rows, seed=cfg.seed,
                          on_error=cfg.on_error)
@@ -138,7 +138,7 @@ def _load_data(cfg: TrainConfig, data_format: str):
         raise WorkbenchError(f"dataset {cfg.dataset!r} has no training rows")
     selection = None
     if cfg.selection:
-        from ..selection import select
+        from .selection import select
 
         knobs = dict(cfg.selection)
         strategy = knobs.pop("strategy", None)
