@@ -6,8 +6,6 @@ import dataclasses
 import json
 import sys
 
-import yaml
-
 from ..config import TrainConfig, field_help
 from ..errors import WorkbenchError
 from ..runs import Event, Kind, open_run
@@ -72,7 +70,7 @@ def _resume_config(args) -> TrainConfig:
     cfg = TrainConfig.from_dict(keep, where=f"{args.run_dir}/config.json")
     cfg.run_dir = args.run_dir
     if args.max_steps is not None:
-        cfg.set("max_steps", yaml.safe_load(args.max_steps), where="--max-steps")
+        cfg.apply_flag("max_steps", args.max_steps)
     return cfg
 
 
@@ -100,7 +98,7 @@ def run(args) -> int:
         for f in _scalar_fields():
             value = getattr(args, f.name)
             if value is not None:
-                cfg.set(f.name, yaml.safe_load(value) if value else "", where=_flag(f.name))
+                cfg.apply_flag(f.name, value)
         cfg.apply_overrides(args.set)
 
     listeners = [] if args.quiet else [_print_record]

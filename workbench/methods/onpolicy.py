@@ -1,7 +1,7 @@
 """On-policy alignment rounds (iterative / online preference optimisation, AFT-style
 self-sampled data): sample from the current policy, label with verifiable rewards, build
 pairs or lists, train with any preference objective, evaluate, repeat.
-The loop itself is workbench.onpolicy.loop.OnPolicyTrainer."""
+The loop itself is workbench.onpolicy.loop.OnPolicyCoordinator."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,7 +37,9 @@ class OnPolicyArgs:
     sample_batch_size: int = field(default=8, metadata={"help": "prompts per generate call (each expands to k sequences)"})
     rewards: Any = field(default="correct", metadata={
         "help": "reward spec: 'correct', 'correct,format', {correct: 1, length: {weight: 0.2, max_words: 40}}; "
-                "rewards: correct, format, length, keywords, python, reward_model"})
+                "rewards: correct, format, length, keywords, python, reward_model. A python reward (`file.py:name` or "
+                "`module:name`) imports that file and executes its top-level code in the training process: a "
+                "code-execution opt-in, so name only files you trust."})
     builder: str = field(default="auto", metadata={
         "help": "how samples become training rows: auto (by the objective's data), best_vs_worst, all_pairs, ranked, unpaired",
         "choices": ["auto", "best_vs_worst", "all_pairs", "ranked", "unpaired"]})
@@ -85,11 +87,11 @@ class OnPolicyAFTArgs(OnPolicyArgs):
         "help": "preference method trained each round (default AFT: constraint alignment on ranked samples)"})
 
 
-def build_onpolicy_trainer(ctx):
-    from ..onpolicy.loop import OnPolicyTrainer
+def build_onpolicy_coordinator(ctx):
+    from ..onpolicy.loop import OnPolicyCoordinator
 
     m = ctx.method_config
-    return OnPolicyTrainer(ctx, _objective(m.objective), m.objective_config())
+    return OnPolicyCoordinator(ctx, _objective(m.objective), m.objective_config())
 
 
 def check_onpolicy(config, m) -> None:
@@ -103,4 +105,4 @@ for _name, _cls, _summary in (
         ("onpolicy-dpo", OnPolicyDPOArgs, "iterative/online DPO: each round's pairs sampled from the current policy, labelled by a checker"),
         ("onpolicy-aft", OnPolicyAFTArgs, "AFT on self-sampled, checker-ranked answers, round after round")):
     register(MethodSpec(name=_name, config_cls=_cls, data_format="verifiable", summary=_summary,
-                        build_trainer=build_onpolicy_trainer, family="online", check=check_onpolicy))
+                        build_trainer=build_onpolicy_coordinator, family="online", check=check_onpolicy))
