@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,17 +39,19 @@ class TrainConfig:
     batch_size: int = _f(4, "examples per device per step")
     grad_accum: int = _f(1, "gradient accumulation steps")
     max_length: int = _f(256, "truncate examples to this many tokens")
-    warmup_ratio: float = _f(0.0, "fraction of steps for linear warm-up")
+    warmup_ratio: float = _f(0.0, "linear warm-up: below 1 a fraction of max_steps, 1 or more a number of steps")
     lr_scheduler: str = _f("linear", "transformers learning-rate schedule name")
     max_rows: int | None = _f(None, "use at most this many training rows")
     eval_rows: int = _f(32, "rows held out for eval loss (0 = no eval)")
+    on_error: str = _f("raise", "malformed dataset rows: raise (stop and list them) or skip (drop them with a warning)",
+                       choices=["raise", "skip"])
     eval_steps: int = _f(10, "evaluate (eval loss + samples) every N steps")
     save_steps: int = _f(10, "checkpoint every N steps (for resume)")
     logging_steps: int = _f(1, "log a metrics record every N steps")
     sample_prompts: int = _f(2, "eval prompts to generate from at each eval (0 = none)")
     sample_max_new_tokens: int = _f(48, "max new tokens per sample")
     seed: int = _f(0, "random seed")
-    device: str = _f("auto", "auto | cpu | cuda | mps")
+    device: str = _f("auto", "auto | cpu | cuda | cuda:N | mps (must be present on this machine)")
     precision: str = _f("auto", "auto | fp32 | bf16 (auto: bf16 only where the hardware has it)")
     gradient_checkpointing: bool = _f(False, "trade compute for memory")
     selection: dict[str, Any] = _f({}, "data selection before training, e.g. {strategy: longest, fraction: 0.2}")
@@ -86,12 +89,79 @@ class TrainConfig:
             raise UnknownNameError(f"config key in {where}", key, names)
         setattr(self, key, coerce(value, _type_of(names[key]), f"{where}: {key}"))
 
+    def apply_flag(self, name: str, raw: str) -> None:
+        """Set field `name` from a command-line flag's text (parsed as YAML); errors name
+        the flag (`--learning-rate: expected a number, got 'abc'`)."""
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        names = {f.name: f for f in dataclasses.fields(self)}
+        if name not in names:
+            raise UnknownNameError("config key", name, names)
+        setattr(self, name, coerce(value, _type_of(names[name]), "--" + name.replace("_", "-")))
+
     def apply_overrides(self, pairs: list[str]) -> None:
         for pair in pairs:
             if "=" not in pair:
                 raise WorkbenchError(f"--set {pair!r}: expected key=value")
             key, raw = pair.split("=", 1)
             self.set(key.strip(), yaml.safe_load(raw) if raw else "", where="--set")
+
+    # ---- checks ----------------------------------------------------------------------
+    def validate(self) -> "TrainConfig":
+        """Check every common knob before anything touches the disk: one WorkbenchError
+        line naming the field (as the CLI flag and the YAML key spell it) and the value.
+        Method, PEFT, model and dataset names are checked by their own registries."""
+        for name in ("max_steps", "batch_size", "grad_accum", "max_length",
+                     "logging_steps", "eval_steps", "save_steps"):
+            _check_int(name, getattr(self, name), 1)
+        for name in ("sample_prompts", "sample_max_new_tokens"):
+            _check_int(name, getattr(self, name), 0)
+        _check_int("eval_rows", self.eval_rows, 0, " (0 = no eval)")
+        if self.max_rows is not None:
+            _check_int("max_rows", self.max_rows, 1, " (or empty for all rows)")
+        lr = self.learning_rate
+        if not _is_number(lr) or not math.isfinite(lr) or lr <= 0:
+            raise WorkbenchError(f"learning_rate must be a finite positive number, got {lr!r}")
+        wr = self.warmup_ratio
+        if not _is_number(wr) or not math.isfinite(wr) or wr < 0:
+            raise WorkbenchError(f"warmup_ratio must be a finite number >= 0 (below 1: a fraction of "
+                                 f"max_steps; 1 or more: a number of warm-up steps), got {wr!r}")
+        schedules = _scheduler_names()
+        if self.lr_scheduler not in schedules:
+            raise UnknownNameError("lr_scheduler", str(self.lr_scheduler), schedules)
+        if self.precision not in PRECISIONS:
+            raise WorkbenchError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.on_error not in ON_ERROR:
+            raise WorkbenchError(f"on_error must be raise or skip, got {self.on_error!r}")
+        for name in ("selection", "method_args", "peft_args"):
+            if not isinstance(getattr(self, name), dict):
+                raise WorkbenchError(f"{name} must be a mapping, got {getattr(self, name)!r}")
+        from .models.device import check_device
+
+        check_device(self.device)
+        return self
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "float32", "bfloat16")
+ON_ERROR = ("raise", "skip")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_int(name: str, value, least: int, note: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise WorkbenchError(f"{name} must be an integer >= {least}{note}, got {value!r}")
+
+
+def _scheduler_names() -> list[str]:
+    """transformers' learning-rate schedule names (its SchedulerType values)."""
+    from transformers.trainer_utils import SchedulerType
+
+    return [s.value for s in SchedulerType]
 
 
 def read_yaml_mapping(path: str | Path, what: str, expected: str) -> dict[str, Any]:

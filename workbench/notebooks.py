@@ -66,7 +66,10 @@ def execute(notebook: str | Path, out_dir: str | Path, parameters: dict[str, Any
     parameters = dict(parameters or {})
     check_parameters(notebook, parameters)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WorkbenchError(f"cannot create the output folder {out_dir} ({e.strerror or e})") from None
     if "run_dir" in notebook_parameters(notebook) and "run_dir" not in parameters:
         parameters["run_dir"] = str((out_dir / "run").resolve())
     out_nb = out_dir / notebook.name
@@ -99,9 +102,36 @@ def export_html(notebook: str | Path) -> Path:
 
 
 def _existing(path: str | Path) -> Path:
+    """An existing, readable Jupyter notebook, or one line saying what it is instead."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise WorkbenchError(f"notebook {path} is {kind}")
     if not path.is_file():
         raise WorkbenchError(f"notebook {path} does not exist")
     if path.suffix != ".ipynb":
         raise WorkbenchError(f"{path}: expected a .ipynb notebook")
+    _check_notebook(path)
     return path.resolve()
+
+
+def _check_notebook(path: Path) -> None:
+    import json
+
+    import nbformat
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise WorkbenchError(f"{path}: not a notebook (not UTF-8 text)") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise WorkbenchError(f"{path}: not a notebook (not valid JSON: {e.msg} at line {e.lineno})") from None
+    if not isinstance(data, dict) or "cells" not in data or "nbformat" not in data:
+        raise WorkbenchError(f"{path}: not a Jupyter notebook (a JSON object with 'cells' and 'nbformat' expected)")
+    try:
+        nbformat.reads(text, as_version=4)
+    except Exception as e:  # nbformat raises validation, key and attribute errors here
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise WorkbenchError(f"{path}: not a valid notebook ({first})") from None

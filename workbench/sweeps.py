@@ -130,8 +130,13 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int | None = None,
     """Execute every configuration (failures are recorded, the others go on)."""
     from tqdm.auto import tqdm
 
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise WorkbenchError(f"workers must be a positive integer, got {workers!r}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WorkbenchError(f"cannot create the sweep folder {out_dir} ({e.strerror or e})") from None
     n_workers = workers or spec.workers or min(2, os.cpu_count() or 1)
     threads = max(1, (os.cpu_count() or 1) // n_workers)
     jobs = {}

@@ -89,6 +89,32 @@ def test_every_bad_row_is_one_line_with_file_row_and_field(tmp_path):
     assert "prefs.jsonl row 17: 'rejected' is missing" in lines
 
 
+def test_bad_rows_hint_names_the_cli_option_and_the_python_argument(tmp_path):
+    rows = [pref(i) for i in range(5)]
+    rows[2]["chosen"] = ""
+    p = write_jsonl(tmp_path / "prefs.jsonl", rows)
+    with pytest.raises(DataError) as e:
+        load(p)
+    hint = str(e.value).splitlines()[-1]
+    assert "--on-error skip" in hint and "on_error='skip'" in hint
+
+
+def test_a_fifo_is_refused_before_it_is_opened(tmp_path):
+    import os
+    import signal
+
+    fifo = tmp_path / "rows.jsonl"
+    os.mkfifo(fifo)
+    signal.alarm(30)  # opening a FIFO for reading would block forever: fail instead
+    try:
+        with pytest.raises(DataError, match=r"rows\.jsonl: not a regular file"):
+            load(fifo)
+        with pytest.raises(DataError, match="not a regular file"):
+            validate(str(fifo))
+    finally:
+        signal.alarm(0)
+
+
 def test_skip_drops_bad_rows_and_warns_which(tmp_path):
     rows = [pref(i) for i in range(20)]
     rows[3]["chosen"] = ""

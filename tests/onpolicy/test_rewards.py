@@ -54,6 +54,39 @@ def test_python_callable_from_file_and_object(tmp_path):
         build_rewards({"python": {"function": "/no/such.py:f"}})
 
 
+def test_python_reward_is_checked_without_running_it(tmp_path):
+    """check_rewards runs before the run directory exists: a missing or broken file is one
+    line there; the file's top-level code first runs when the rewards are built."""
+    marker = tmp_path / "ran"
+    f = tmp_path / "side_effect.py"
+    f.write_text(f"open({str(marker)!r}, 'w').close()\n"
+                 "def score(prompts, completions, **kw):\n    return [1.0 for _ in completions]\n")
+    check_rewards({"python": {"function": f"{f}:score"}})
+    assert not marker.exists()
+    build_rewards({"python": {"function": f"{f}:score"}})
+    assert marker.exists()
+
+    broken = tmp_path / "broken.py"
+    broken.write_text("def score(prompts, completions, **kw)\n    return [0.0]\n")
+    cases = [({"python": {"function": f"{tmp_path}/missing.py:score"}}, "missing.py does not exist"),
+             ({"python": {"function": f"{broken}:score"}}, "broken.py line 1 does not compile (SyntaxError"),
+             ({"python": {"function": "no_such_module_xyz:score"}}, "no module named 'no_such_module_xyz'"),
+             ({"python": {"function": "just-a-name"}}, "function must be 'module:name' or 'file.py:name'"),
+             ({"python": {}}, "function must be 'module:name'"),
+             ({"python": {"function": f"{f}:not a name"}}, "is not a Python function name")]
+    for spec, needle in cases:
+        with pytest.raises(WorkbenchError) as e:
+            check_rewards(spec)
+        assert needle in str(e.value) and len(str(e.value).splitlines()) == 1
+
+
+def test_python_reward_whose_top_level_code_fails_is_one_line(tmp_path):
+    f = tmp_path / "raises.py"
+    f.write_text("raise RuntimeError('no GPU here')\n")
+    with pytest.raises(WorkbenchError, match=r"loading .*raises.py' failed \(RuntimeError: no GPU here\)"):
+        build_rewards({"python": {"function": f"{f}:score"}})
+
+
 def test_bad_specs_say_what_and_where():
     with pytest.raises(WorkbenchError, match="unknown reward 'corect'; known: correct"):
         check_rewards("corect")

@@ -60,14 +60,22 @@ def normalise_prompts(prompts, *, max_prompts: int | None = None) -> list[Messag
 
 def _load_named(source: str, max_prompts: int | None) -> list:
     path = Path(source).expanduser()
+    if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO would block forever
+        raise WorkbenchError(f"prompts {source}: not a regular file (a pipe, socket or device)")
     if path.is_file() and path.suffix in (".txt", ".md"):
         # one prompt per non-empty line
-        return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+        return [ln.strip() for ln in _read_text(path).splitlines() if ln.strip()]
     if path.is_file() and path.suffix == ".json":
         import json
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(_read_text(path))
+        except json.JSONDecodeError as e:
+            raise WorkbenchError(f"prompts {source} line {e.lineno}: not valid JSON ({e.msg})") from None
         if not isinstance(data, list):
             raise WorkbenchError(f"{source}: expected a JSON list of prompts")
+        bad = next((i for i, d in enumerate(data) if isinstance(d, dict) and "prompt" not in d), None)
+        if bad is not None:
+            raise WorkbenchError(f"prompts {source} item {bad}: an object without a 'prompt' key")
         return [d["prompt"] if isinstance(d, dict) else d for d in data]
     try:
         from ..data import load
@@ -78,6 +86,14 @@ def _load_named(source: str, max_prompts: int | None) -> list:
     if "prompt" not in ds.column_names:
         raise WorkbenchError(f"dataset {source!r} has no 'prompt' column")
     return list(ds["prompt"])
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise WorkbenchError(f"prompts {path}: not UTF-8 (byte {e.object[e.start]:#04x} at offset "
+                             f"{e.start}); re-save the file as UTF-8") from None
 
 
 def has_chat_template(tok) -> bool:

@@ -33,6 +33,18 @@ def is_run_dir(path) -> bool:
     return (p / "config.json").is_file() and (p / "final").is_dir()
 
 
+def _is_unfinished_run(path) -> bool:
+    """A run directory (its config.json is a run config, not a model config) without final/."""
+    p = Path(str(path)).expanduser()
+    if not (p / "config.json").is_file() or (p / "final").exists():
+        return False
+    try:
+        cfg = json.loads((p / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(cfg, dict) and "model_type" not in cfg and "method" in cfg and "model" in cfg
+
+
 def _load_run(run_dir: Path):
     """(model, tokenizer, base model name) of a run directory."""
     try:  # the run store's loader, when it exists, knows every layout
@@ -62,6 +74,20 @@ def _load_run(run_dir: Path):
     return model, tok, base_name
 
 
+def check_spec(spec) -> None:
+    """Cheap checks of a model spec before anything is loaded: a run without weights, a
+    directory that is not a model, an unknown name or unreachable hub id."""
+    if not isinstance(spec, (str, Path)):
+        return
+    spec = str(spec).removeprefix("urial:")
+    if _is_unfinished_run(spec):
+        raise WorkbenchError(f"run {spec} has no trained weights yet (no final/ folder): it is still "
+                             "training, or stopped or failed before saving; name a finished run")
+    if not is_run_dir(spec):
+        from ..models import resolve
+        resolve(spec)
+
+
 def resolve_side(spec, *, name: str | None = None) -> Side:
     if isinstance(spec, Side):
         return spec
@@ -78,6 +104,7 @@ def resolve_side(spec, *, name: str | None = None) -> Side:
         inner = resolve_side(spec[len("urial:"):])
         inner.urial, inner.name = True, spec
         return inner
+    check_spec(spec)
     if is_run_dir(spec):
         model, tok, base_name = _load_run(Path(spec).expanduser())
         return Side(model, tok, name or spec, base_name=base_name)

@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .prompts import encode, has_chat_template, normalise_prompts, render
-from .resolve import Side, resolve_pair
+from .resolve import Side, check_spec, resolve_pair
 from .scoring import generate, teacher_forced_logits, token_stats
 
 CATEGORIES = ("unshifted", "marginal", "shifted")
@@ -164,8 +164,10 @@ def token_shift(base, tuned, prompts, *, max_new_tokens: int = 64, batch_size: i
         decoding produced. Same numbers up to float rounding, one more forward per batch;
         use it when you need KL exactly 0 for identical models under bf16.
     """
-    b, t = resolve_pair(base, tuned)
+    check_spec(tuned)  # cheap checks first (names, then prompts), then the loading
+    check_spec(base)
     msgs = normalise_prompts(prompts, max_prompts=max_prompts)
+    b, t = resolve_pair(base, tuned)
     torch.manual_seed(seed)
     for side in {id(b.model): b, id(t.model): t}.values():
         side.model.eval()

@@ -38,6 +38,11 @@ def main(argv=None) -> int:
     except WorkbenchError as e:
         print(f"workbench {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a file-system failure the command did not foresee: one line, no traceback
+        from ._paths import os_error_text
+
+        print(f"workbench {args.command}: error: {os_error_text(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"workbench {args.command}: interrupted", file=sys.stderr)
         return 130

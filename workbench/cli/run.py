@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import WorkbenchError
+from ._paths import check_output_dir
 
 
 def add_parser(sub):
@@ -35,8 +36,11 @@ def run(args) -> int:
             params[key] = yaml.safe_load(raw)
         except yaml.YAMLError:
             raise WorkbenchError(f"-p {key} {raw!r}: not a valid value") from None
+    if args.timeout is not None and args.timeout < 1:
+        raise WorkbenchError(f"--timeout must be at least 1 second, got {args.timeout}")
     out = Path(args.output) if args.output else (
         Path("runs") / "notebooks" / f"{Path(args.notebook).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_output_dir(out, "-o/--output")
     result = execute(args.notebook, out, params, html=not args.no_html, timeout=args.timeout)
     print(f"executed notebook: {result.notebook}")
     if result.error:

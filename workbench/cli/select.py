@@ -11,6 +11,7 @@ import numpy as np
 import yaml
 
 from ..errors import WorkbenchError
+from ._paths import check_output_file, os_error_text
 
 
 def add_parser(sub):
@@ -56,6 +57,26 @@ def _jsonable(v):
     return v
 
 
+def _write_rows(out: Path, sel, rows) -> None:
+    """Temp file + rename: no half-written output, and no temp file left on failure."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}-", dir=out.parent)
+    except OSError as e:
+        raise WorkbenchError(f"--out {out}: cannot write there ({os_error_text(e)})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for i, row in zip(sel.indices, rows):
+                row["_score"] = None if sel.scores is None else _jsonable(float(sel.scores[i]))
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, out)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise WorkbenchError(f"--out {out}: writing failed ({os_error_text(e)})") from None
+        raise
+
+
 def run(args) -> int:
     if args.list:
         return _list()
@@ -64,6 +85,7 @@ def run(args) -> int:
             raise WorkbenchError(f"--{flag} is required (or use --list)")
     if args.k is None and args.fraction is None:
         raise WorkbenchError("give --k N or --fraction F")
+    out = check_output_file(args.out, "--out")  # before any work: a bad --out costs nothing
     from ..selection import select
     from ..selection.text import load_source
 
@@ -73,13 +95,6 @@ def run(args) -> int:
     dataset = load_source(args.dataset)
     sel = select(dataset, args.strategy, k=args.k, fraction=args.fraction, seed=args.seed, **knobs)
     rows = sel.subset(dataset).to_list()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}-", dir=out.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:  # temp file + rename: no half-written output
-        for i, row in zip(sel.indices, rows):
-            row["_score"] = None if sel.scores is None else _jsonable(float(sel.scores[i]))
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, out)
+    _write_rows(out, sel, rows)
     print(f"{sel.summary()} -> {out}")
     return 0

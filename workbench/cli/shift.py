@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+
+from ._paths import check_output_file, os_error_text
 
 
 def add_parser(sub):
@@ -37,15 +38,25 @@ def run(args) -> int:
         raise WorkbenchError(f"--max-prompts must be ≥ 1, got {args.max_prompts}")
     if args.max_new_tokens < 1:
         raise WorkbenchError(f"--max-new-tokens must be ≥ 1, got {args.max_new_tokens}")
+    if args.batch_size < 1:
+        raise WorkbenchError(f"--batch-size must be ≥ 1, got {args.batch_size}")
+    if args.top_k < 1:
+        raise WorkbenchError(f"--top-k must be ≥ 1, got {args.top_k}")
+    # Output paths first: a bad --out must not cost the whole analysis.
+    out = check_output_file(args.out, "--out")
+    json_path = check_output_file(args.json, "--json") if args.json else out.with_suffix(".json")
+    if not args.json:
+        check_output_file(json_path, "--json (default, beside --out)")
     result = token_shift(args.base, args.tuned, args.prompts, max_prompts=args.max_prompts,
                          max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                          top_k=args.top_k, greedy=not args.sample, precision=args.precision)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result.to_html(out)
-    json_path = Path(args.json) if args.json else out.with_suffix(".json")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    stats = result.to_json(json_path)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result.to_html(out)
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        stats = result.to_json(json_path)
+    except OSError as e:
+        raise WorkbenchError(f"cannot write the report ({os_error_text(e)})") from None
     fr = ", ".join(f"{k} {stats[k]:.1%}" for k in ("unshifted", "marginal", "shifted"))
     top = " ".join(json.dumps(t["token"]) for t in stats["top_shifted"][:10])
     print(f"{stats['n_tokens']} tokens from {stats['n_prompts']} prompts: {fr}")

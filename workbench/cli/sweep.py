@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..errors import WorkbenchError
+from ._paths import check_output_dir
+
 
 def add_parser(sub):
     p = sub.add_parser("sweep", help="execute a template notebook over a parameter grid; one HTML report")
@@ -18,6 +21,8 @@ def add_parser(sub):
 def run(args) -> int:
     from ..sweeps import label_of, load_sweep, run_sweep, sweep_report
 
+    if args.workers is not None and args.workers < 1:
+        raise WorkbenchError(f"-j/--workers must be at least 1, got {args.workers}")
     spec = load_sweep(args.sweep)
     if args.dry_run:
         for i, cfg in enumerate(spec.configs):
@@ -25,6 +30,7 @@ def run(args) -> int:
         return 0
     out = Path(args.output) if args.output else (
         Path("runs") / "sweeps" / f"{Path(args.sweep).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_output_dir(out, "-o/--output")
     results = run_sweep(spec, out, workers=args.workers)
     report = sweep_report(spec, results, out / "report.html")
     failed = [r for r in results if r.error]

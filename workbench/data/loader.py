@@ -205,7 +205,8 @@ def load(source: Any, *, format: str | None = None, split: str = "train", max_ro
     if problems:
         text = _problem_text(table.name, problems, len(table.rows))
         if on_error == "raise":
-            raise DataError(text + "\n(pass on_error='skip' to drop these rows)")
+            raise DataError(text + "\n(to drop these rows instead: --on-error skip on the command line, "
+                                   "on_error='skip' in Python)")
         warnings.warn(text.replace("bad row", "skipped bad row", 1), DataWarning, stacklevel=2)
     if not converted:
         raise DataError(f"{table.name}: no {split} rows left"

@@ -133,6 +133,9 @@ def read_path(path: Path) -> Table:
         import datasets
 
         return _from_datasets(path.name, datasets.load_from_disk(str(path)))
+    if not path.is_file():  # a FIFO would block the read forever; a device never ends
+        raise DataError(f"{path}: not a regular file (a pipe, socket or device); name a "
+                        f"{', '.join(FILE_SUFFIXES)} file or a save_to_disk directory")
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise DataError(f"{path.name}: unsupported file type {path.suffix!r}; "

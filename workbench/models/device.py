@@ -2,12 +2,40 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import torch
+
+from ..errors import WorkbenchError
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def check_device(requested: str | None) -> None:
+    """Refuse, in one line, a device name torch would not know or this machine lacks."""
+    if requested is None or requested == "auto":
+        return
+    if not isinstance(requested, str) or not _DEVICE.match(requested):
+        raise WorkbenchError(f"device must be auto, cpu, cuda, cuda:N or mps, got {requested!r}")
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise WorkbenchError(f"device {requested!r} is not available: torch sees no CUDA GPU on this "
+                                 "machine (use --device auto or cpu)")
+        index = int(requested.split(":")[1]) if ":" in requested else 0
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise WorkbenchError(f"device {requested!r} is not available: this machine has {count} CUDA "
+                                 f"GPU{'s' * (count != 1)} (cuda:0{f' to cuda:{count - 1}' if count > 1 else ''})")
+    if requested == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if not (mps and mps.is_available()):
+            raise WorkbenchError("device 'mps' is not available: this machine has no Apple-silicon GPU "
+                                 "(use --device auto or cpu)")
 
 
 def pick_device(requested: str | None = None) -> str:
     if requested and requested != "auto":
+        check_device(requested)
         return requested
     if torch.cuda.is_available():
         return "cuda"

@@ -142,22 +142,160 @@ def ensure_cached(name: str) -> str:
     return str(info.cache_dir)
 
 
-def resolve(name: str) -> str:
-    """Model name → something `from_pretrained` accepts, with a clear error for typos."""
+def resolve(name: str, *, tokenizer_only: bool = False) -> str:
+    """Model name → something `from_pretrained` accepts, with a clear error for typos.
+
+    Cheap checks, before anything is written or downloaded: a local directory must hold a
+    model (config.json + weights, or a PEFT adapter), not need custom code, not be a run
+    directory; a hub id must be in the local Hugging Face cache when the hub is offline
+    (and, online, must exist on the hub). `tokenizer_only` asks only for a tokenizer."""
     if name in BUILTIN:
         return ensure_cached(name)
-    if Path(name).expanduser().is_dir():
-        return str(Path(name).expanduser())
+    if not isinstance(name, str) or not name.strip():
+        raise WorkbenchError(f"model must be a built-in name, hub id or local directory, got {name!r}")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not tokenizer_only:
+            check_model_dir(path, name)
+        return str(path)
+    if path.exists():
+        raise WorkbenchError(f"model {name!r} is a file, not a model directory; name a folder holding "
+                             "config.json and the weights, a built-in model or a hub id (org/name)")
     # A hub id looks like "org/name"; anything else is a typo of a built-in or a path.
     if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+        check_hub_model(name, tokenizer_only=tokenizer_only)
         return name
     raise UnknownNameError("model", name, list(BUILTIN) + ["<hub org/name>", "<local dir>"])
+
+
+_WEIGHTS = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json", "*.bin.index.json")
+
+
+def _read_config(path: Path, shown: str) -> dict:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise WorkbenchError(f"model {shown}: cannot read {path.name} ({type(e).__name__})") from None
+    if not isinstance(data, dict):
+        raise WorkbenchError(f"model {shown}: {path.name} is not a JSON object")
+    return data
+
+
+def _check_config(data: dict, shown: str) -> None:
+    """A config transformers can build without running the model's own code."""
+    model_type = data.get("model_type")
+    if model_type is None:
+        return  # transformers can still guess from the name; let it try
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    if model_type in CONFIG_MAPPING_NAMES:
+        return  # transformers' own class is used even when auto_map is present
+    if data.get("auto_map"):
+        raise WorkbenchError(f"model {shown} needs custom code (config.json auto_map, model_type "
+                             f"{model_type!r}); the workbench loads models with trust_remote_code=False "
+                             "and does not run a model's own Python files")
+    import transformers
+
+    raise WorkbenchError(f"model {shown}: model_type {model_type!r} is not known to transformers "
+                         f"{transformers.__version__}")
+
+
+def check_model_dir(path: Path, shown: str | None = None) -> None:
+    """One line when `path` is not a loadable model folder."""
+    shown = shown or str(path)
+    config = path / "config.json"
+    if not config.is_file() and (path / "adapter_config.json").is_file():
+        if not any(path.glob("adapter_model.*")):
+            raise WorkbenchError(f"model directory {shown} has adapter_config.json but no adapter weights "
+                                 "(adapter_model.safetensors)")
+        return  # a PEFT adapter: transformers loads it on top of its base model
+    if not config.is_file():
+        raise WorkbenchError(f"model directory {shown} is not a model: no config.json (expected a Hugging "
+                             "Face model folder with config.json and *.safetensors weights)")
+    data = _read_config(config, shown)
+    if "model_type" not in data and "method" in data and "model" in data:
+        if (path / "final").is_dir():
+            raise WorkbenchError(f"{shown} is a workbench run directory, not a model; its trained "
+                                 f"weights are in {Path(shown) / 'final'}")
+        raise WorkbenchError(f"{shown} is a workbench run directory with no trained weights yet "
+                             "(no final/ folder), not a model")
+    _check_config(data, shown)
+    if not any(any(path.glob(p)) for p in _WEIGHTS):
+        raise WorkbenchError(f"model directory {shown} has config.json but no weights "
+                             "(model.safetensors or pytorch_model.bin)")
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    flags = (os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE"))
+    return constants.HF_HUB_OFFLINE or any(str(f).lower() in ("1", "true", "yes", "on") for f in flags if f)
+
+
+def _hub_cached(repo_id: str, filename: str) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    cache_dir = os.environ.get("HF_HUB_CACHE") or None
+    try:
+        found = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
+    except Exception:  # an id the hub library rejects, e.g. bad characters
+        raise WorkbenchError(f"model {repo_id!r}: not a valid hub id (org/name)") from None
+    return found if isinstance(found, str) else None
+
+
+_HUB_SEEN: set[str] = set()   # ids the hub confirmed in this process
+
+
+def check_hub_model(repo_id: str, tokenizer_only: bool = False) -> None:
+    """Cache first (no network); offline and not cached → one line; online and not cached →
+    one metadata request (no download) to tell a typo or an unreachable hub from a model."""
+    names = ("config.json", "tokenizer_config.json") if tokenizer_only else ("config.json",)
+    for filename in names:
+        cached = _hub_cached(repo_id, filename)
+        if cached:
+            if filename == "config.json":
+                _check_config(_read_config(Path(cached), repr(repo_id)), repr(repo_id))
+            return
+    if _hub_offline():
+        raise WorkbenchError(f"model {repo_id!r} is not in the local Hugging Face cache and the hub is offline "
+                             "(HF_HUB_OFFLINE is set); download it where the hub is reachable, or name a "
+                             "built-in model or a local directory")
+    if repo_id in _HUB_SEEN:
+        return
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, OfflineModeIsEnabled, RepositoryNotFoundError
+
+    try:
+        HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None).model_info(repo_id, timeout=10)
+    except GatedRepoError:
+        raise WorkbenchError(f"model {repo_id!r} is gated on the hub: accept its terms on huggingface.co "
+                             "and log in (hf auth login)") from None
+    except RepositoryNotFoundError:
+        raise WorkbenchError(f"model {repo_id!r} is not on the hub (or is private: log in with hf auth "
+                             "login) and not in the local cache") from None
+    except Exception as e:  # noqa: BLE001 - only unreachable-hub errors are refused
+        if isinstance(e, (OfflineModeIsEnabled, ConnectionError, TimeoutError)) or _is_transport_error(e):
+            raise WorkbenchError(f"model {repo_id!r} is not in the local Hugging Face cache and the hub is "
+                                 f"unreachable ({type(e).__name__}); check the network, or name a built-in "
+                                 "model or a local directory") from None
+        return  # anything else (a 5xx, an odd proxy): let from_pretrained decide
+    _HUB_SEEN.add(repo_id)
+
+
+def _is_transport_error(e: Exception) -> bool:
+    try:
+        import httpx
+    except ImportError:
+        return False
+    return isinstance(e, httpx.TransportError)
 
 
 def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(resolve(name), trust_remote_code=False)
+    tok = AutoTokenizer.from_pretrained(resolve(name, tokenizer_only=True), trust_remote_code=False)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok

@@ -8,6 +8,12 @@ A reward spec names one or more rewards and their weights:
   "correct,format"                           several, weight 1 each
   {"correct": 1.0, "format": 0.2}            name → weight
   [{"name": "length", "weight": 0.5, "max_words": 40}, "correct"]   with each reward's knobs
+  {"python": {"function": "my_rewards.py:score"}}                   your own function
+
+A `python` reward imports your file or module, which *executes its top-level code* in the
+training process (as `import` does): it is a code-execution opt-in, so name only files you
+trust. `check_rewards` only checks that the file exists and compiles; nothing runs until
+the rewards are built.
 """
 from __future__ import annotations
 
@@ -90,19 +96,52 @@ def keywords(include: Sequence[str] = (), exclude: Sequence[str] = (), case_sens
     return fn
 
 
-def python_callable(function: str | Callable = "") -> RewardFn:
-    """A user function `fn(prompts, completions, **columns) -> list[float]`, given as a
-    callable, "package.module:name" or "path/to/file.py:name"."""
+def check_python_function(function: str | Callable = "") -> None:
+    """Check a `python` reward's function spec without running anything: the form, and
+    that a file exists and compiles or that a module can be found."""
     if callable(function):
-        return _wrapped(function)
+        return
     if not isinstance(function, str) or ":" not in function:
         raise WorkbenchError(f"reward 'python': function must be 'module:name' or 'file.py:name', got {function!r}")
+    where, name = function.rsplit(":", 1)
+    if not name.isidentifier():
+        raise WorkbenchError(f"reward 'python': {name!r} in {function!r} is not a Python function name")
+    if where.endswith(".py"):
+        path = Path(where).expanduser()
+        if not path.is_file():
+            raise WorkbenchError(f"reward 'python': file {path} does not exist"
+                                 + (" as a regular file" if path.exists() else ""))
+        try:
+            source = path.read_bytes()
+            compile(source, str(path), "exec", dont_inherit=True)
+        except SyntaxError as e:
+            raise WorkbenchError(f"reward 'python': {path} line {e.lineno} does not compile "
+                                 f"({type(e).__name__}: {e.msg})") from None
+        except (OSError, ValueError) as e:
+            raise WorkbenchError(f"reward 'python': cannot read {path} ({type(e).__name__}: {e})") from None
+        return
+    top = where.split(".")[0]
+    try:
+        found = bool(top) and importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise WorkbenchError(f"reward 'python': no module named {top!r} (for a file, give path/to/file.py:{name})")
+
+
+def python_callable(function: str | Callable = "") -> RewardFn:
+    """A user function `fn(prompts, completions, **columns) -> list[float]`, given as a
+    callable, "package.module:name" or "path/to/file.py:name".
+
+    Loading it executes the file's (or module's) top-level code, as `import` does: a
+    code-execution opt-in, so name only files you trust."""
+    if callable(function):
+        return _wrapped(function)
+    check_python_function(function)
     where, name = function.rsplit(":", 1)
     try:
         if where.endswith(".py"):
             path = Path(where).expanduser()
-            if not path.is_file():
-                raise WorkbenchError(f"reward 'python': file {path} does not exist")
             spec = importlib.util.spec_from_file_location(path.stem, path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
@@ -110,6 +149,8 @@ def python_callable(function: str | Callable = "") -> RewardFn:
             module = importlib.import_module(where)
     except ImportError as e:
         raise WorkbenchError(f"reward 'python': cannot import {where!r} ({e})") from None
+    except Exception as e:  # the user's top-level code failed
+        raise WorkbenchError(f"reward 'python': loading {where!r} failed ({type(e).__name__}: {e})") from None
     fn = getattr(module, name, None)
     if not callable(fn):
         raise WorkbenchError(f"reward 'python': {where!r} has no function {name!r}")
@@ -195,6 +236,8 @@ def check_rewards(spec) -> list[tuple[str, float, dict]]:
         unknown = [k for k in knobs if k not in params]
         if unknown:
             raise WorkbenchError(f"reward {name!r}: unknown knob {unknown[0]!r}; knobs: {', '.join(params) or 'none'}")
+        if name == "python":
+            check_python_function(knobs.get("function", ""))
         entries.append((name, weight, knobs))
     if not entries:
         raise WorkbenchError("reward spec is empty: name at least one reward (e.g. 'correct')")

@@ -1,0 +1,57 @@
+"""Output paths checked before a command does any work, so a bad `--out` / `-o` is one
+line (and exit 2) instead of a traceback after minutes of compute, and nothing is left
+behind. Checks only: nothing is created here."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import WorkbenchError
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _check_parent(path: Path, flag: str) -> None:
+    anchor = _nearest_existing(path.parent)
+    if not anchor.is_dir():
+        raise WorkbenchError(f"{flag} {path}: {anchor} is a file, not a folder")
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        raise WorkbenchError(f"{flag} {path}: cannot write in {anchor} (permission denied)")
+
+
+def check_output_file(path: str | Path, flag: str) -> Path:
+    """A file we will write: not an existing folder, its folder creatable and writable."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise WorkbenchError(f"{flag} {path} is a folder; name a file to write")
+    if path.exists() and not path.is_file():
+        raise WorkbenchError(f"{flag} {path} exists and is not a regular file")
+    _check_parent(path, flag)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise WorkbenchError(f"{flag} {path}: cannot overwrite it (permission denied)")
+    return path
+
+
+def check_output_dir(path: str | Path, flag: str) -> Path:
+    """A folder we will create or write into."""
+    path = Path(path).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise WorkbenchError(f"{flag} {path} exists and is not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise WorkbenchError(f"{flag} {path}: cannot write in it (permission denied)")
+        return path
+    _check_parent(path, flag)
+    return path
+
+
+def os_error_text(e: OSError) -> str:
+    """An OSError as one line: what failed, on which path."""
+    what = e.strerror or str(e) or type(e).__name__
+    where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f)
+    return f"{what}: {where}" if where else what
