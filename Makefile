@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast lab browser-deps clean
+.PHONY: setup demo test test-fast lint lab browser-deps clean
 
 setup: $(STAMP)
 
@@ -39,7 +39,11 @@ demo: setup
 	$(BIN)/workbench run notebooks/00_quickstart.ipynb -o demo-output/quickstart -p max_steps 10 -p eval_steps 5
 	@echo "demo done: run directory demo-output/sft-lora, token shift demo-output/shift.html"
 
-test: setup browser-deps
+# Lint first: ruff's configuration is in pyproject.toml (line length, import order, unused names).
+lint: setup
+	$(BIN)/ruff check workbench widgets tests benchmarks
+
+test: setup browser-deps lint
 	$(BIN)/python -m pytest -q -ra
 
 test-fast: setup
