@@ -84,7 +84,10 @@ def main():
     p_ids = encode(tok, [render(tok, m) for m in msgs], templated=True)
     recs = main_result.records
     outs = [recs[recs.prompt_id == i]["token_id"].tolist() for i in range(len(msgs))]
-    ctx = lambda: precision_context(peft, args.precision)
+
+    def ctx():
+        return precision_context(peft, args.precision)
+
     t0 = time.perf_counter()
     ranks, _ = naive_analysis(base, tuned, p_ids, outs, ctx)
     naive_s = time.perf_counter() - t0
@@ -103,7 +106,8 @@ def main():
     print(f"{'variant':24} {'tokens':>6} {'analysis tok/s':>15} {'end-to-end tok/s':>17}")
     for label in ("batched", "batched+rescore_tuned", "naive_loop"):
         x = results[label]
-        print(f"{label:24} {x['tokens']:6d} {x['analysis_tok_s']:15.0f} {x.get('end_to_end_tok_s', float('nan')):17.0f}")
+        print(f"{label:24} {x['tokens']:6d} {x['analysis_tok_s']:15.0f} "
+              f"{x.get('end_to_end_tok_s', float('nan')):17.0f}")
     print(f"batched vs naive (analysis): {results['speedup_analysis_batched_vs_naive']:.1f}x; "
           f"rank agreement {agree:.1%}")
     print(json.dumps(results, indent=2))

@@ -61,26 +61,30 @@ def main() -> None:
 
     rows = []
     for peft, lr in PEFT_RUNS:
-        r = run(f"sft-{peft}", tmp, args.steps, args.max_length, args.eval_rows, method="sft", peft=peft, learning_rate=lr)
+        r = run(f"sft-{peft}", tmp, args.steps, args.max_length, args.eval_rows,
+                method="sft", peft=peft, learning_rate=lr)
         s = r.summary
         rows.append((peft, lr, s))
 
     drift = {}
     for method, margs in (("dft", {"track_kl": True}), ("anchored-sft", {"kl_coef": 0.1})):
-        r = run(method, tmp, args.steps, args.max_length, args.eval_rows, method=method, peft="lora", learning_rate=DRIFT_LR, method_args=margs)
+        r = run(method, tmp, args.steps, args.max_length, args.eval_rows,
+                method=method, peft="lora", learning_rate=DRIFT_LR, method_args=margs)
         drift[method] = (r.summary, train_series(r, "kl_to_ref"), train_series(r, "nll"))
 
     lines = [
         "# PEFT comparison and Anchored SFT drift",
         "",
         f"`smollm2-135m-instruct`, built-in `instructions` (train split; {args.eval_rows} eval rows), "
-        f"{args.steps} steps, batch 4, max_length {args.max_length}, linear schedule, seed 0; CPU ({platform.machine()}, "
+        f"{args.steps} steps, batch 4, max_length {args.max_length}, linear schedule, seed 0; "
+        f"CPU ({platform.machine()}, "
         f"{torch.get_num_threads()} threads, 2 cores shared with other jobs, so tokens/s are rough). "
         "Produced by `benchmarks/compare_peft.py`.",
         "",
         "## Plain SFT under each PEFT type",
         "",
-        "| peft | lr | first train loss | final train loss | final eval loss | trainable params | share | tokens/s | runtime s |",
+        "| peft | lr | first train loss | final train loss | final eval loss "
+        "| trainable params | share | tokens/s | runtime s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for peft, lr, s in rows:
@@ -94,7 +98,8 @@ def main() -> None:
         "",
         f"## DFT vs Anchored SFT: KL(π_ref‖π_θ) to the starting model (LoRA, lr {DRIFT_LR:g})",
         "",
-        "| method | KL at step 1 | KL mean of last 3 steps | KL max | NLL first | NLL mean of last 3 | final eval loss (method's own loss) |",
+        "| method | KL at step 1 | KL mean of last 3 steps | KL max | NLL first | NLL mean of last 3 "
+        "| final eval loss (method's own loss) |",
         "|---|---|---|---|---|---|---|",
     ]
     for method, (s, kl, nll) in drift.items():

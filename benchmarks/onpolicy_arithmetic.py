@@ -109,7 +109,8 @@ def run_one(name: str, args, work: Path) -> dict:
     out["rounds"] = [{k: r.get(k) for k in ("round", "reward_mean", "reward_std", "sample_accuracy", "prompts_kept",
                                             "pairs", "train_steps", "sample_tokens_per_s")}
                      for r in recs if r["kind"] == "event" and r.get("event") == "round"]
-    out["eval"] = [{k: r.get(k) for k in ("round", "accuracy", "eval_length_mean")} for r in recs if r["kind"] == "eval"]
+    out["eval"] = [{k: r.get(k) for k in ("round", "accuracy", "eval_length_mean")}
+                   for r in recs if r["kind"] == "eval"]
     # every final policy (and the base model, once) on the same held-out rows
     from peft import PeftModel
 

@@ -203,9 +203,10 @@ def coerce(value: Any, tp, where: str):
         origin = typing.get_origin(tp)
     if origin is typing.Literal:
         # exact spellings are the library's to check (PEFT accepts e.g. "pissa_niter_4")
-        if value in typing.get_args(tp) or (isinstance(value, str) and all(isinstance(a, str) for a in typing.get_args(tp))):
+        choices = typing.get_args(tp)
+        if value in choices or (isinstance(value, str) and all(isinstance(a, str) for a in choices)):
             return value
-        raise WorkbenchError(f"{where}: expected one of {', '.join(map(repr, typing.get_args(tp)))}, got {value!r}")
+        raise WorkbenchError(f"{where}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise WorkbenchError(f"{where}: expected a mapping, got {value!r}")
@@ -217,7 +218,8 @@ def coerce(value: Any, tp, where: str):
             return value.lower() in ("true", "yes", "1")
         raise WorkbenchError(f"{where}: expected true/false, got {value!r}")
     if tp is int:
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("-").isdigit())):
+        if isinstance(value, bool) or not (
+                isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("-").isdigit())):
             raise WorkbenchError(f"{where}: expected an integer, got {value!r}")
         return int(value)
     if tp is float:

@@ -167,7 +167,15 @@ def sweep_report(spec: SweepSpec, results: list[SweepResult], path: str | Path) 
 
     import pandas as pd
 
-    from .reports import LOSS_KEYS, PREFERENCE_KEYS, ReportSection, final_values, metrics_grid, present_keys, write_html_report
+    from .reports import (
+        LOSS_KEYS,
+        PREFERENCE_KEYS,
+        ReportSection,
+        final_values,
+        metrics_grid,
+        present_keys,
+        write_html_report,
+    )
     from .runs import open_run
 
     rows, curves = [], {}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from widgets.compare import ComparePanel
-from workbench.runs.store import RunStore
 from workbench.runs.records import MetricsRecord
+from workbench.runs.store import RunStore
 
 
 def _fake_run(root, name, losses, status="completed"):

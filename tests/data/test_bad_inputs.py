@@ -68,7 +68,8 @@ def test_csv_short_row_names_missing_field(tmp_path):
 def test_column_mapping_to_a_column_that_does_not_exist(tmp_path):
     p = tmp_path / "qa.csv"
     p.write_text("question,reply\nq,a\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"qa\.csv: no column 'response' to map to 'completion' \(columns: question, reply\)"):
+    with pytest.raises(DataError,
+                       match=r"qa\.csv: no column 'response' to map to 'completion' \(columns: question, reply\)"):
         load(p, columns={"question": "prompt", "response": "completion"})
 
 
@@ -157,7 +158,8 @@ def test_unrecognisable_columns(tmp_path):
     ({"prompt": "q", "responses": ["a", "b", "c"], "scores": [1, 2]}, "'scores' has 2 values but 'responses' has 3"),
     ({"prompt": "q", "responses": ["a"], "scores": [1]}, "'responses' must be a list of at least 2 responses"),
     ({"messages": [{"role": "user", "content": "hi"}]}, "'messages' has no assistant turn"),
-    ({"prompt": "q", "completion": [{"role": "user", "content": "a"}]}, "'completion'[0] has role 'user'; expected 'assistant'"),
+    ({"prompt": "q", "completion": [{"role": "user", "content": "a"}]},
+     "'completion'[0] has role 'user'; expected 'assistant'"),
     ({"text": 42.5}, None),  # numbers are accepted as text
     ({"text": ["not", "a", "string"]}, "'text' is list; expected a string"),
     ({"prompt": "q", "answer": ""}, "'answer' is empty"),

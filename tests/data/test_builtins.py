@@ -6,8 +6,7 @@ from collections import Counter
 import pytest
 
 from workbench.cli.main import main as cli
-from workbench.data import list_datasets, load, validate
-from workbench.data import build
+from workbench.data import build, list_datasets, load, validate
 from workbench.data.formats import FORMATS
 
 NAMES = [d.name for d in list_datasets()]

@@ -15,7 +15,6 @@ from workbench.cli.main import build_parser, main
 from workbench.config import TrainConfig
 from workbench.errors import WorkbenchError
 
-
 # ---------------------------------------------------------------- helpers
 
 def one_line_error(capsys, argv, *needles):
@@ -240,7 +239,8 @@ def test_resolve_hub_ids_from_the_cache_offline(tmp_path, monkeypatch):
     assert resolve("org/plain") == "org/plain"
     with pytest.raises(WorkbenchError, match=r"model 'org/custom' needs custom code .*trust_remote_code=False"):
         resolve("org/custom")
-    with pytest.raises(WorkbenchError, match="'org/missing' is not in the local Hugging Face cache and the hub is offline"):
+    with pytest.raises(WorkbenchError,
+                       match="'org/missing' is not in the local Hugging Face cache and the hub is offline"):
         resolve("org/missing")
 
 
@@ -351,7 +351,8 @@ def test_sweep_refuses_nonpositive_workers(in_tmp, capsys, workers):
     sweep.write_text(yaml.safe_dump({"template": "train_run.ipynb", "parameters": {"model": "tiny-llama"},
                                      "grid": {"learning_rate": [1e-3]}}))
     out = in_tmp / "out"
-    one_line_error(capsys, ["sweep", sweep, "-j", workers, "-o", out], f"-j/--workers must be at least 1, got {workers}")
+    one_line_error(capsys, ["sweep", sweep, "-j", workers, "-o", out],
+                   f"-j/--workers must be at least 1, got {workers}")
     assert not out.exists()
 
 

@@ -43,14 +43,14 @@ def _cli(capsys, *args) -> tuple[int, str, str]:
 
 
 def _one_line(err: str) -> str:
-    lines = [l for l in err.strip().splitlines() if l.strip()]
+    lines = [line for line in err.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
 
 
 def _train_steps(run: Path) -> list[int]:
-    return [json.loads(l)["step"] for l in (run / "metrics.jsonl").read_text().splitlines()
-            if json.loads(l)["kind"] == "train"]
+    return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
+            if json.loads(line)["kind"] == "train"]
 
 
 def test_a_second_process_on_the_same_run_is_refused_and_names_the_holder(tmp_path, capsys):

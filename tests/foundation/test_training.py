@@ -18,7 +18,7 @@ FAST = dict(model="tiny-llama", dataset="instructions", max_length=64, batch_siz
 
 
 def _metrics(run_dir) -> list[dict]:
-    return [json.loads(l) for l in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
 
 
 def _cli(*args, **kw):
@@ -92,7 +92,8 @@ def test_resume_after_sigkill_gives_continuous_steps(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline:
         ckpts = list((run_dir / "checkpoints").glob("checkpoint-*")) if run_dir.exists() else []
-        steps = [r["step"] for r in _metrics(run_dir) if r["kind"] == "train"] if (run_dir / "metrics.jsonl").exists() else []
+        steps = ([r["step"] for r in _metrics(run_dir) if r["kind"] == "train"]
+                 if (run_dir / "metrics.jsonl").exists() else [])
         if ckpts and steps and max(steps) >= 6:
             break
         time.sleep(0.05)
@@ -120,7 +121,7 @@ def test_bad_input_exits_2_with_one_line_and_no_run_dir(tmp_path, args, needle):
     run_dir = tmp_path / "never"
     proc = _cli("train", "--model", "tiny-llama", "--max-steps", "1", "--run-dir", str(run_dir), *args)
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0], proc.stderr
     assert not run_dir.exists()
 

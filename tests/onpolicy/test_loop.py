@@ -21,7 +21,7 @@ KNOBS = dict(k=3, prompts_per_round=3, max_new_tokens=8, eval_max_new_tokens=8, 
 
 
 def _metrics(run_dir) -> list[dict]:
-    return [json.loads(l) for l in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
 
 
 def _reward_file(tmp_path) -> str:
@@ -59,7 +59,7 @@ def test_cli_runs_two_rounds_of_onpolicy_dpo(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps"] == 2
     assert (run / "final" / "adapter_model.safetensors").is_file()
-    samples = [json.loads(l) for l in (run / "samples.jsonl").read_text().splitlines()]
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
     assert {s.get("round") for s in samples if "reward" in s} == {0, 1, 2}
 
 

@@ -24,7 +24,7 @@ def test_first_margin_of_every_round_is_zero(tmp_path, precision, peft):
                                    "progress": False, "rewards": {"python": {"function": f"{fn}:chars"}}})
     result = train(cfg)
     assert result.status == "completed"
-    recs = [json.loads(l) for l in (Path(result.run_dir) / "metrics.jsonl").read_text().splitlines()]
+    recs = [json.loads(line) for line in (Path(result.run_dir) / "metrics.jsonl").read_text().splitlines()]
     train_recs = [r for r in recs if r["kind"] == "train"]
     assert [r["round"] for r in train_recs] == [1, 1, 2, 2]
     firsts = {r["round"]: r for r in reversed(train_recs)}  # the first record of each round

@@ -91,7 +91,9 @@ def test_deita_drops_near_duplicates(make_pool):
     for g, b in enumerate(base):
         # each group: the question, a copy and a near-copy; answers grow within a group and every
         # group outscores the next, so score order alone would take group 0 three times
-        answer = lambda j: " ".join(f"word{m}" for m in range(40 - 8 * g - 2 * (2 - j)))
+        def answer(j):
+            return " ".join(f"word{m}" for m in range(40 - 8 * g - 2 * (2 - j)))
+
         pairs += [(b, answer(0)), (b, answer(1)), (b.replace(".", "!"), answer(2))]
     sel = select(make_pool(pairs), "deita", k=4, text="instruction")
     groups = [i // 3 for i in sel.indices]

@@ -23,7 +23,8 @@ def cooking_row():
 
 def workshop_row():
     t, u = R.sample(TOOLS, 2)
-    return (f"When should I use a {t} instead of a {u}?", f"Use a {t} for rough work; a {u} suits finer jobs in the workshop.")
+    return (f"When should I use a {t} instead of a {u}?",
+            f"Use a {t} for rough work; a {u} suits finer jobs in the workshop.")
 
 
 def test_dsir_picks_target_like_rows(make_pool):

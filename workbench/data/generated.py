@@ -70,7 +70,8 @@ def feedback() -> dict[str, list[dict]]:
                 for r in convert_row(normalise(p, "preference"), [("preference", "unpaired")])]
         for row in tasks.generate(n, split=split, seed=20 + i):
             good = rng.random() < 0.5
-            rows.append({"prompt": row["prompt"], "completion": _msg(row["solution"] if good else _wrong_solution(row, rng)),
+            rows.append({"prompt": row["prompt"],
+                         "completion": _msg(row["solution"] if good else _wrong_solution(row, rng)),
                          "label": good, "criterion": "correctness", "task": row["task"]})
         out[split] = rows
     return out

@@ -79,7 +79,8 @@ def word_problem(rng: random.Random):
     kind = rng.randrange(4)
     if kind == 0:
         a, b, c = rng.randint(5, 60), rng.randint(2, 9), rng.randint(3, 15)
-        q = f"{name} has {a} {item}. {name} buys {b} packs with {c} {item} in each. How many {item} does {name} have now?"
+        q = (f"{name} has {a} {item}. {name} buys {b} packs with {c} {item} in each. "
+             f"How many {item} does {name} have now?")
         return q, str(a + b * c), [f"The packs hold {b} × {c} = {b * c} {item}.", f"{a} + {b * c} = {a + b * c}."]
     if kind == 1:
         b, c = rng.randint(2, 9), rng.randint(2, 12)
@@ -93,7 +94,8 @@ def word_problem(rng: random.Random):
         return q, str(per), [f"{total} ÷ {groups} = {per}."]
     price, n, paid = rng.randint(2, 15), rng.randint(2, 6), 0
     paid = (price * n // 10 + 1) * 10 + rng.choice([0, 10, 40])
-    q = f"A notebook costs {price} dollars. {name} buys {n} notebooks and pays with {paid} dollars. How much change does {name} get?"
+    q = (f"A notebook costs {price} dollars. {name} buys {n} notebooks and pays with {paid} dollars. "
+         f"How much change does {name} get?")
     return q, str(paid - price * n), [f"{n} notebooks cost {n} × {price} = {price * n} dollars.",
                                       f"{paid} - {price * n} = {paid - price * n}."]
 
@@ -136,7 +138,8 @@ def sorting(rng: random.Random):
         items = rng.sample(WORDS + NOUNS, k)
         q = f"Sort these words alphabetically: {', '.join(items)}."
         ordered = sorted(items)
-    steps = [f"The first is {ordered[0]}."] + [f"Next comes {x}." for x in ordered[1:-1]] + [f"The last is {ordered[-1]}."]
+    steps = ([f"The first is {ordered[0]}."] + [f"Next comes {x}." for x in ordered[1:-1]]
+             + [f"The last is {ordered[-1]}."])
     return q, ", ".join(ordered), steps
 
 

@@ -60,7 +60,8 @@ def sample(model, tokenizer, rows: Sequence[dict], *, k: int = 4, temperature: f
     """k completions for each row's `prompt`. temperature 0 means greedy (then k must be 1).
     batch_size counts prompts per generate call (each expands to k sequences)."""
     if k < 1 or max_new_tokens < 1 or batch_size < 1:
-        raise WorkbenchError(f"sampler: k, max_new_tokens and batch_size must be >= 1 (got {k}, {max_new_tokens}, {batch_size})")
+        raise WorkbenchError(f"sampler: k, max_new_tokens and batch_size must be >= 1 "
+                             f"(got {k}, {max_new_tokens}, {batch_size})")
     greedy = temperature <= 0
     if greedy and k > 1:
         raise WorkbenchError(f"sampler: k={k} identical greedy samples; use temperature > 0 to sample several")

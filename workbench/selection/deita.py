@@ -80,5 +80,5 @@ def select_deita(pool, k, rng, knobs):
     if filled:
         taken = set(kept)
         kept += [int(i) for i in order if i not in taken][:filled]
-    return np.array(kept), scores, {"score": "complexity × quality proxy" if knobs.score_by == "proxy" else knobs.score_by,
-                                    "dropped_near_duplicates": rejected, "filled": filled, **extra}
+    score = "complexity × quality proxy" if knobs.score_by == "proxy" else knobs.score_by
+    return np.array(kept), scores, {"score": score, "dropped_near_duplicates": rejected, "filled": filled, **extra}

@@ -26,15 +26,18 @@ from .embeddings import MINILM, embed
 @dataclass
 class KmeansKnobs:
     n_clusters: int = field(default=0, metadata={"help": "clusters (0 = min(k, sqrt(pool size)))"})
-    within: str = field(default="random", metadata={"help": "pick inside a cluster: random or centroid (nearest first)"})
-    embedder: str = field(default=MINILM, metadata={"help": "minilm or a workbench model name (mean-pooled hidden states)"})
+    within: str = field(default="random", metadata={
+        "help": "pick inside a cluster: random or centroid (nearest first)"})
+    embedder: str = field(default=MINILM, metadata={
+        "help": "minilm or a workbench model name (mean-pooled hidden states)"})
     text: str = field(default="both", metadata={"help": "embed instruction, response or both"})
     embeddings: Any = field(default=None, metadata={"help": "precomputed (rows × dim) embeddings instead of embedding"})
     rounds: int = field(default=1, metadata={"help": "selection rounds; > 1 re-weights clusters by usefulness"})
     usefulness: Any = field(default="loss_reduction", metadata={
         "help": "loss_reduction or a callable (pool, labels, chosen) -> per-cluster scores"})
     temperature: float = field(default=1.0, metadata={"help": "softmax temperature of the re-weighting"})
-    scorer: str = field(default="smollm2-135m-instruct", metadata={"help": "model fine-tuned briefly to measure loss reduction"})
+    scorer: str = field(default="smollm2-135m-instruct", metadata={
+        "help": "model fine-tuned briefly to measure loss reduction"})
     train_steps: int = field(default=4, metadata={"help": "fine-tuning steps per round (loss_reduction)"})
     learning_rate: float = field(default=1e-3, metadata={"help": "learning rate of those steps"})
     probe_per_cluster: int = field(default=4, metadata={"help": "held-out rows per cluster to measure loss on"})

@@ -42,7 +42,8 @@ def pool_map(selection, embeddings=None, labels=None, *, dataset=None, n_cluster
                 continue
             fig.add_trace(go.Scatter(
                 x=xy[m, 0], y=xy[m, 1], mode="markers", legendgroup=f"c{c}",
-                name=f"cluster {c}" + (" (chosen)" if picked else ""), showlegend=picked or not (labels == c)[chosen].any(),
+                name=f"cluster {c}" + (" (chosen)" if picked else ""),
+                showlegend=picked or not (labels == c)[chosen].any(),
                 marker=dict(color=int(c), colorscale="Turbo", cmin=0, cmax=max(1, int(labels.max())),
                             size=9 if picked else 5, opacity=1.0 if picked else 0.25,
                             line=dict(width=1.5 if picked else 0, color="black")),
@@ -85,7 +86,8 @@ def coverage(selection) -> go.Figure:
     ])
     missing = [c for c in cats if not after.get(c)]
     fig.update_layout(barmode="group", yaxis_tickformat=".0%", template="plotly_white",
-                      title=f"{selection.strategy}: task coverage" + (f" — missing {', '.join(missing)}" if missing else ""))
+                      title=f"{selection.strategy}: task coverage"
+                      + (f" — missing {', '.join(missing)}" if missing else ""))
     return fig
 
 

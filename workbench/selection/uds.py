@@ -17,8 +17,8 @@ def nuclear_norms(logits_list) -> np.ndarray:
     """Nuclear norm (sum of singular values) of each (tokens × vocab) logits matrix."""
     import torch
 
-    return np.array([float(torch.linalg.matrix_norm(torch.as_tensor(l).float(), ord="nuc"))
-                     for l in logits_list])
+    return np.array([float(torch.linalg.matrix_norm(torch.as_tensor(logits).float(), ord="nuc"))
+                     for logits in logits_list])
 
 
 def memory_distance(embeddings: np.ndarray, memory: np.ndarray | None) -> np.ndarray:
