@@ -18,30 +18,36 @@ def _objective(name: str):
     spec = get_method(name)
     if spec.data_format not in OBJECTIVE_FORMATS or spec.name.startswith("onpolicy"):
         raise WorkbenchError(f"method.objective {name!r} trains on {spec.data_format!r} data; the on-policy loop "
-                             f"needs a preference objective ({', '.join(OBJECTIVE_FORMATS)} data), e.g. dpo, aft, kto, lipo")
+                             f"needs a preference objective ({', '.join(OBJECTIVE_FORMATS)} data), "
+                             "e.g. dpo, aft, kto, lipo")
     return spec
 
 
 @dataclass
 class OnPolicyArgs:
     objective: str = field(default="dpo", metadata={
-        "help": "preference method trained each round (dpo, aft, kto, lipo, … — any with preference/ranked/unpaired data)"})
+        "help": "preference method trained each round "
+                "(dpo, aft, kto, lipo, … — any with preference/ranked/unpaired data)"})
     objective_args: dict = field(default_factory=dict, metadata={
         "help": "the objective's own knobs, e.g. {beta: 0.1} (see its card)"})
-    rounds: int = field(default=2, metadata={"help": "sample → train → evaluate rounds; max_steps is split across them"})
-    prompts_per_round: int = field(default=16, metadata={"help": "training prompts sampled each round (fresh ones each round)"})
+    rounds: int = field(default=2, metadata={
+        "help": "sample → train → evaluate rounds; max_steps is split across them"})
+    prompts_per_round: int = field(default=16, metadata={
+        "help": "training prompts sampled each round (fresh ones each round)"})
     k: int = field(default=4, metadata={"help": "completions sampled per prompt"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature (> 0)"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
     max_new_tokens: int = field(default=64, metadata={"help": "max tokens per sampled completion"})
-    sample_batch_size: int = field(default=8, metadata={"help": "prompts per generate call (each expands to k sequences)"})
+    sample_batch_size: int = field(default=8, metadata={
+        "help": "prompts per generate call (each expands to k sequences)"})
     rewards: Any = field(default="correct", metadata={
         "help": "reward spec: 'correct', 'correct,format', {correct: 1, length: {weight: 0.2, max_words: 40}}; "
                 "rewards: correct, format, length, keywords, python, reward_model. A python reward (`file.py:name` or "
                 "`module:name`) imports that file and executes its top-level code in the training process: a "
                 "code-execution opt-in, so name only files you trust."})
     builder: str = field(default="auto", metadata={
-        "help": "how samples become training rows: auto (by the objective's data), best_vs_worst, all_pairs, ranked, unpaired",
+        "help": "how samples become training rows: auto (by the objective's data), "
+                "best_vs_worst, all_pairs, ranked, unpaired",
         "choices": ["auto", "best_vs_worst", "all_pairs", "ranked", "unpaired"]})
     max_pairs_per_prompt: int | None = field(default=None, metadata={"help": "all_pairs: cap per prompt (None = all)"})
     label_threshold: float | None = field(default=None, metadata={
@@ -54,18 +60,20 @@ class OnPolicyArgs:
         from ..onpolicy.builders import DEFAULT_FOR_FORMAT, get_builder
         from ..onpolicy.rewards import check_rewards
 
-        for name in ("rounds", "prompts_per_round", "k", "max_new_tokens", "sample_batch_size", "eval_max_new_tokens"):
+        for name in ("rounds", "prompts_per_round", "k", "max_new_tokens", "sample_batch_size",
+                     "eval_max_new_tokens"):
             if getattr(self, name) < 1:
                 raise WorkbenchError(f"method.{name} must be at least 1, got {getattr(self, name)}")
         if self.k < 2:
             raise WorkbenchError("method.k must be at least 2: pairs need two samples per prompt")
         if not self.temperature > 0:
-            raise WorkbenchError(f"method.temperature must be > 0 to sample k different completions, got {self.temperature}")
+            raise WorkbenchError("method.temperature must be > 0 to sample k different completions, "
+                                 f"got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise WorkbenchError(f"method.top_p must be in (0, 1], got {self.top_p}")
         spec = _objective(self.objective)
         self.objective_config()  # checks objective_args against the objective's dataclass
-        builder = get_builder(self.builder) if self.builder != "auto" else get_builder(DEFAULT_FOR_FORMAT[spec.data_format])
+        builder = get_builder(DEFAULT_FOR_FORMAT[spec.data_format] if self.builder == "auto" else self.builder)
         if builder.data_format != spec.data_format:
             raise WorkbenchError(f"method.builder {builder.name!r} makes {builder.data_format!r} rows but objective "
                                  f"{spec.name!r} trains on {spec.data_format!r}")
@@ -101,8 +109,10 @@ def check_onpolicy(config, m) -> None:
 
 
 for _name, _cls, _summary in (
-        ("onpolicy", OnPolicyArgs, "on-policy rounds: sample, verify, build pairs, train any preference objective, repeat"),
-        ("onpolicy-dpo", OnPolicyDPOArgs, "iterative/online DPO: each round's pairs sampled from the current policy, labelled by a checker"),
+        ("onpolicy", OnPolicyArgs,
+         "on-policy rounds: sample, verify, build pairs, train any preference objective, repeat"),
+        ("onpolicy-dpo", OnPolicyDPOArgs,
+         "iterative/online DPO: each round's pairs sampled from the current policy, labelled by a checker"),
         ("onpolicy-aft", OnPolicyAFTArgs, "AFT on self-sampled, checker-ranked answers, round after round")):
     register(MethodSpec(name=_name, config_cls=_cls, data_format="verifiable", summary=_summary,
                         build_trainer=build_onpolicy_coordinator, family="online", check=check_onpolicy))
