@@ -7,6 +7,11 @@ models and adds three things PEFT has no config for:
     freezes A; top-k-layers freezes the lower blocks);
   * `prepare(model, peft_config, tokenizer, dataset)` wraps the model before the trainer
     is built when the adapter's initialisation needs calibration data (CorDA, EVA).
+
+Every knob is checked by `build_peft_config` (PEFT's own config classes, or our knobs
+dataclass's `__post_init__`), which the engine calls before the run directory exists;
+only what needs the loaded model (top-k-layers' k against the model's block count) is
+checked in `post_init`. New types join with `register_peft`, which refuses a taken name.
 """
 from __future__ import annotations
 
@@ -40,6 +45,11 @@ class TopKLayersArgs:
     train_lm_head: bool = field(default=False, metadata={
         "help": "also train the output head (tied to the input embeddings in many small models)"})
 
+    def __post_init__(self):  # checked by build_peft_config, before any run directory
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise WorkbenchError(f"peft.k must be an integer >= 1 (the number of top blocks that train), "
+                                 f"got {self.k!r}")
+
 
 def transformer_blocks(model):
     """The model's stack of transformer blocks: the longest nn.ModuleList in it."""
@@ -55,7 +65,7 @@ def _freeze_below_top_k(model, args: dict) -> None:
     knobs = dataclass_from_args(TopKLayersArgs, args, where="peft.top-k-layers")
     blocks = transformer_blocks(model)
     if not 1 <= knobs.k <= len(blocks):
-        raise WorkbenchError(f"peft.top-k-layers.k must be between 1 and {len(blocks)} (the model's blocks), got {knobs.k}")
+        raise WorkbenchError(f"peft.k must be between 1 and {len(blocks)} (the model's blocks), got {knobs.k}")
     model.requires_grad_(False)
     for block in list(blocks)[-knobs.k:]:
         block.requires_grad_(True)
@@ -145,11 +155,37 @@ def _prepare_eva(model, peft_config, tokenizer, dataset):
     return peft_model
 
 
+_PEFT_TYPES: dict[str, PeftType] = {}
+
+
+def register_peft(ptype: PeftType) -> PeftType:
+    """Add a PEFT type to the menu. A name already taken by a different type is refused;
+    registering an identical type again is a no-op."""
+    menu = _menu()
+    known = menu.get(ptype.name)
+    if known is not None and known != ptype:
+        raise WorkbenchError(f"PEFT type {ptype.name!r} is already registered; choose another name")
+    menu[ptype.name] = ptype
+    return ptype
+
+
 def _menu() -> dict[str, PeftType]:
+    """The registered types; the built-in ones are added on first use (they import peft)."""
+    if not _PEFT_TYPES:
+        builtins = _builtin_types()
+        names = [p.name for p in builtins]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise WorkbenchError(f"PEFT types registered twice: {', '.join(duplicates)}")
+        _PEFT_TYPES.update((p.name, p) for p in builtins)
+    return _PEFT_TYPES
+
+
+def _builtin_types() -> list[PeftType]:
     import peft
 
     lora = peft.LoraConfig
-    return {p.name: p for p in [
+    return [
         PeftType("full", "full fine-tuning: every weight trains", None, {}, family="full"),
         PeftType("top-k-layers", "full fine-tuning of the top k transformer blocks only; the rest is frozen",
                  None, {}, knobs_cls=TopKLayersArgs, post_init=_freeze_below_top_k, family="full"),
@@ -183,7 +219,7 @@ def _menu() -> dict[str, PeftType]:
                  peft.PrefixTuningConfig, dict(num_virtual_tokens=16), family="prompt"),
         PeftType("p-tuning", "P-tuning: virtual tokens produced by a small prompt encoder (MLP)",
                  peft.PromptEncoderConfig, dict(num_virtual_tokens=16, encoder_hidden_size=128), family="prompt"),
-    ]}
+    ]
 
 
 def _nested_configs() -> dict[str, type]:
@@ -223,11 +259,33 @@ def build_peft_config(name: str, args: dict[str, Any] | None):
         if isinstance(merged.get(key), dict):
             merged[key] = dataclass_from_args(cls, merged[key], where=f"peft.{name}.{key}")
     try:
-        return dataclass_from_args(p.config_cls, merged, where=f"peft.{name}")
+        config = dataclass_from_args(p.config_cls, merged, where=f"peft.{name}")
     except (ValueError, TypeError) as e:
         if isinstance(e, WorkbenchError):
             raise
         raise WorkbenchError(f"peft.{name}: {str(e).splitlines()[0]}") from e
+    _check_ranges(config)
+    return config
+
+
+# Knobs PEFT's config classes accept at any value and only reject (or misuse) once the
+# adapter is built on the model, i.e. after the run directory exists.
+_AT_LEAST_ONE = ("r", "num_virtual_tokens", "encoder_hidden_size", "encoder_num_layers")
+_DROPOUTS = ("lora_dropout", "rank_dropout", "module_dropout", "vera_dropout", "encoder_dropout")
+
+
+def _check_ranges(config) -> None:
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    for knob in _AT_LEAST_ONE:
+        value = getattr(config, knob, None)
+        if number(value) and not value >= 1:
+            raise WorkbenchError(f"peft.{knob} must be at least 1, got {value}")
+    for knob in _DROPOUTS:
+        value = getattr(config, knob, None)
+        if number(value) and not 0 <= value < 1:
+            raise WorkbenchError(f"peft.{knob} is a dropout probability: it must be in [0, 1), got {value}")
 
 
 def resolved_peft_args(name: str, args: dict[str, Any] | None) -> dict[str, Any]:

@@ -60,3 +60,49 @@ def test_cli_models_lists_cache_state():
     out = subprocess.run([sys.executable, "-m", "workbench.cli.main", "models"],
                          capture_output=True, text=True, check=True).stdout
     assert "smollm2-135m-instruct" in out and "tiny-llama" in out and "cached" in out
+
+
+# ---- registries refuse a duplicate name ---------------------------------------------------
+def test_method_registry_refuses_a_duplicate_name():
+    import dataclasses
+    import importlib
+
+    from workbench.errors import WorkbenchError
+    from workbench.methods import get_method, list_methods, register
+
+    dpo = get_method("dpo")
+    assert register(dpo) is dpo  # the same spec again: a no-op
+    impostor = dataclasses.replace(get_method("sft"), name="dpo")
+    with pytest.raises(WorkbenchError, match="'dpo' is already registered"):
+        register(impostor)
+    assert get_method("dpo") is dpo
+
+    import workbench.methods.sft as sft_module
+
+    importlib.reload(sft_module)  # re-importing a method module replaces its own entry
+    names = [m.name for m in list_methods()]
+    assert names.count("sft") == 1 and get_method("sft").config_cls is sft_module.SFTArgs
+
+
+def test_peft_registry_refuses_a_duplicate_name():
+    import dataclasses
+
+    from workbench.errors import WorkbenchError
+    from workbench.peft_menu import get_peft, register_peft
+
+    lora = get_peft("lora")
+    assert register_peft(lora) is lora
+    with pytest.raises(WorkbenchError, match="'lora' is already registered"):
+        register_peft(dataclasses.replace(get_peft("dora"), name="lora"))
+    assert get_peft("lora") is lora
+
+
+def test_selection_registry_refuses_a_duplicate_name():
+    from workbench.errors import WorkbenchError
+    from workbench.selection import get_strategy
+    from workbench.selection.base import strategy
+
+    spec = get_strategy("random")
+    with pytest.raises(WorkbenchError, match="'random' is already registered"):
+        strategy("random", spec.knobs, "another random")(lambda pool, k, rng, knobs: None)
+    assert get_strategy("random") is spec

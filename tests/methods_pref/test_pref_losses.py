@@ -32,14 +32,18 @@ def trl_dpo_loss(loss_type, chosen, rejected, ref_chosen, ref_rejected, lengths,
         per_token[i, :n] = total / n
         completion[i, 1:n + 1] = 1
     out = SimpleNamespace(log_probs=per_token, entropy=torch.zeros_like(per_token),
-                          mean_logits=torch.zeros_like(per_token), is_top1=torch.zeros_like(per_token, dtype=torch.bool))
+                          mean_logits=torch.zeros_like(per_token),
+                          is_top1=torch.zeros_like(per_token, dtype=torch.bool))
     ident = lambda x: x  # noqa: E731
     fake = SimpleNamespace(
-        model=SimpleNamespace(training=True), accelerator=SimpleNamespace(device="cpu", gather=ident, gather_for_metrics=ident),
+        model=SimpleNamespace(training=True),
+        accelerator=SimpleNamespace(device="cpu", gather=ident, gather_for_metrics=ident),
         aux_loss_enabled=False, precompute_ref_logps=True, ld_alpha=None, f_divergence_type="reverse_kl",
         loss_types=[loss_type], loss_weights=[1.0], beta=beta, label_smoothing=0.0, use_weighting=False,
-        _metrics={"train": defaultdict(list)}, _total_train_tokens=0, _tp_size=1, args=SimpleNamespace(discopop_tau=0.05))
-    inputs = {"input_ids": torch.ones(2 * b, width, dtype=torch.long), "attention_mask": torch.ones(2 * b, width, dtype=torch.long),
+        _metrics={"train": defaultdict(list)}, _total_train_tokens=0, _tp_size=1,
+        args=SimpleNamespace(discopop_tau=0.05))
+    inputs = {"input_ids": torch.ones(2 * b, width, dtype=torch.long),
+              "attention_mask": torch.ones(2 * b, width, dtype=torch.long),
               "completion_mask": completion, "ref_chosen_logps": torch.tensor(ref_chosen),
               "ref_rejected_logps": torch.tensor(ref_rejected)}
     loss = DPOTrainer._compute_loss(fake, lambda **kw: out, inputs, False)

@@ -85,7 +85,7 @@ def test_every_trl_dpo_loss_type_trains(tmp_path, loss_type):
     result = train(cfg)
     assert result.status == "completed"
     losses = [r.get("loss") for r in result.records if r.kind == "train" and r.get("loss") is not None]
-    assert len(losses) == 2 and all(l == l for l in losses)  # finite, not NaN
+    assert len(losses) == 2 and all(loss == loss for loss in losses)  # finite, not NaN
     assert any("rewards/accuracies" in r.values for r in result.records if r.kind == "train")
 
 

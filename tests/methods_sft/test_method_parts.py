@@ -67,7 +67,7 @@ def test_our_dft_equals_trls_dft_on_a_real_batch(tiny, tmp_path):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from workbench.methods.logit_sft import AnchoredSFTTrainer
+    from workbench.methods.anchored_sft import AnchoredSFTTrainer
 
     model, tok = tiny
     rows = [{"prompt": [{"role": "user", "content": f"Say {w}."}],

@@ -1,12 +1,11 @@
 """Every PEFT type builds and trains 2 steps on tiny-llama with the right trainable count;
 nonsensical method × PEFT pairs fail before a run directory exists."""
 import pytest
+from sft_helpers import tiny_config
 
 from workbench import TrainConfig, train
 from workbench.errors import WorkbenchError
 from workbench.peft_menu import build_peft_config, list_peft
-
-from sft_helpers import tiny_config
 
 ALL = ["full", "top-k-layers", "lora", "dora", "rslora", "pissa", "olora", "corda", "eva", "lora-b-only",
        "ia3", "loha", "lokr", "vera", "prompt-tuning", "prefix-tuning", "p-tuning"]

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.methods import sft_losses as L
+from workbench.methods.losses import sft as L
 
 
 def _batch():

@@ -1,7 +1,6 @@
 """Each SFT variant trains tiny-llama through the engine and its training signal improves.
 tiny-llama is random-init, so full fine-tuning at lr 3e-3 is used (see conftest)."""
 import pytest
-
 from sft_helpers import falls, run_tiny, train_values
 
 
@@ -39,8 +38,8 @@ def test_masked_thought_loss_falls_and_logs_masked_fraction(tmp_path):
 
 
 def test_hft_trains_half_the_blocks_and_reselects(tmp_path):
-    from workbench.models import load_model
     from workbench.methods.hft import parameter_groups
+    from workbench.models import load_model
 
     r = run_tiny(tmp_path, "hft", method_args={"reselect_every": 4})
     assert falls(train_values(r, "loss"), by=0.05)

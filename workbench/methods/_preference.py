@@ -2,8 +2,13 @@
 and the TRL trainer wiring (probe rows, reference context) after construction.
 
 Reference handling (the same for every method that has one):
-- PEFT run: no copy; the reference is the policy with its adapter disabled (TRL does this
-  itself when ref_model=None).
+- PEFT run (a `peft_config`, or a model that already is a `peft.PeftModel`, as the
+  on-policy loop passes from round to round): no copy; TRL's own mechanism is the
+  reference. Given a PeftModel and `ref_model=None`, TRL's DPO/KTO trainers copy the
+  current adapter into a frozen "ref" adapter (the policy at the start of training) and
+  score the reference by switching to it; with a fresh `peft_config` there is no "ref"
+  adapter and the reference is the policy with its adapter disabled. Either way the
+  policy and the reference run the same forward under the same autocast.
 - full fine-tuning: a frozen deep copy of the starting model.
 - precompute_ref_log_probs=True: TRL scores the training set with the reference once
   before training; under full fine-tuning no copy is kept (the probes then report no
@@ -14,11 +19,17 @@ import contextlib
 import copy
 from dataclasses import dataclass, field
 
+from peft import PeftModel
+from trl.trainer.utils import use_adapter
+
 from ..errors import WorkbenchError
+from .base import MethodArgs, at_least, positive
+
+REF_ADAPTER = "ref"  # the name TRL gives its copy of the starting adapter
 
 
 @dataclass
-class ProbeArgs:
+class ProbeArgs(MethodArgs):
     """Knobs of the eval-time probes (see workbench.methods.preference_metrics)."""
     probe_pairs: int = field(default=64, metadata={
         "help": "held-out pairs scored for ranking accuracy at each eval (0 = off)"})
@@ -28,6 +39,11 @@ class ProbeArgs:
     eval_on_start: bool = field(default=True, metadata={
         "help": "evaluate (and probe) before the first step, so every curve has its starting value"})
 
+    def __post_init__(self):
+        super().__post_init__()
+        at_least(self, 0, "probe_pairs", "probe_kl_prompts")
+        at_least(self, 1, "probe_max_new_tokens")
+
 
 @dataclass
 class ReferenceArgs(ProbeArgs):
@@ -35,6 +51,20 @@ class ReferenceArgs(ProbeArgs):
         "help": "β: strength of the pull toward the reference (higher = stay closer)"})
     precompute_ref_log_probs: bool = field(default=False, metadata={
         "help": "score the data with the reference once before training instead of every step"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        positive(self, "beta")
+
+
+def is_peft_model(model) -> bool:
+    """True when `model` already carries PEFT adapters (a peft.PeftModel)."""
+    return isinstance(model, PeftModel)
+
+
+def trains_adapter(ctx) -> bool:
+    """The run trains an adapter: TRL wraps the model (peft_config) or it is wrapped already."""
+    return ctx.peft_config is not None or is_peft_model(ctx.model)
 
 
 def frozen_copy(model):
@@ -46,9 +76,10 @@ def frozen_copy(model):
 
 
 def reference_model(ctx, *, needs_reference: bool = True):
-    """The ref_model to hand TRL: None for PEFT (adapter-disabled base) or when the
-    reference log-probs are precomputed under full FT; a frozen copy otherwise."""
-    if not needs_reference or ctx.peft_config is not None:
+    """The ref_model to hand TRL: None under PEFT (TRL's "ref" adapter or the adapter-
+    disabled base) or when the reference log-probs are precomputed under full FT; a
+    frozen copy otherwise."""
+    if not needs_reference or trains_adapter(ctx):
         return None
     if getattr(ctx.method_config, "precompute_ref_log_probs", False):
         return None
@@ -63,21 +94,26 @@ def common_args(ctx) -> dict:
     return args
 
 
+def adapter_reference(model):
+    """Context manager that makes a PeftModel compute its reference, as TRL does: the
+    "ref" adapter when TRL made one, else the adapter disabled. Yields the model."""
+    name = REF_ADAPTER if REF_ADAPTER in getattr(model, "peft_config", {}) else None
+    return _yielding(use_adapter(model, adapter_name=name), model)
+
+
 def attach_probes(trainer, ctx, *, reference=None):
     """Give a PreferenceProbeMixin trainer its eval rows, knobs and reference context.
-    `reference` is a frozen model to use, else the adapter-disabled policy under PEFT,
-    else the trainer's ref_model; with none of these the probes skip reference values."""
+    `reference` is a frozen model to use, else (PEFT) TRL's reference for the policy's
+    adapter, else the trainer's ref_model; with none of these the probes skip reference
+    values."""
     m = ctx.method_config
     rows = list(ctx.eval_dataset) if ctx.eval_dataset is not None else []
     trainer.probe_rows = rows
     trainer.probe_args = dict(max_pairs=m.probe_pairs, kl_prompts=m.probe_kl_prompts,
                               max_new_tokens=m.probe_max_new_tokens, max_length=ctx.config.max_length)
     ref = reference if reference is not None else getattr(trainer, "ref_model", None)
-    if ctx.peft_config is not None:
-        def _disabled():
-            model = trainer.accelerator.unwrap_model(trainer.model)
-            return _yielding(model.disable_adapter(), model)
-        trainer.probe_reference = _disabled
+    if trains_adapter(ctx):
+        trainer.probe_reference = lambda: adapter_reference(trainer.accelerator.unwrap_model(trainer.model))
     elif ref is not None:
         trainer.probe_reference = lambda: contextlib.nullcontext(ref)
     else:

@@ -1,24 +1,24 @@
-"""Shared bits of the reference-free pairwise methods (ORPO, CPO/SimPO, ASFT): their
-probe knobs and the reference the probes compare against (the adapter-disabled base
-under PEFT, a frozen copy of the starting model under full fine-tuning)."""
+"""Shared bits of the reference-free pairwise methods built on TRL trainers (ORPO,
+CPO/SimPO): construction with the eval probes attached, and the reference the probes
+compare against (TRL's adapter reference under PEFT, a frozen copy of the starting model
+under full fine-tuning; none when the probes are off)."""
 from __future__ import annotations
 
-from ._preference import frozen_copy
+from ._preference import attach_probes, frozen_copy, trains_adapter
 
 
-def build_probed(ctx, trl_trainer_cls, args):
-    """A TRL reference-free trainer with our eval probes mixed in and attached."""
-    from ._preference import attach_probes
-    from .preference_metrics import PreferenceProbeMixin
-
-    probed = type(f"Probed{trl_trainer_cls.__name__}", (PreferenceProbeMixin, trl_trainer_cls), {})
+def build_probed(ctx, trainer_cls, args):
+    """Construct `trainer_cls` (a module-level PreferenceProbeMixin + TRL trainer class)
+    and attach the probes."""
     ref = probe_reference(ctx)
-    return attach_probes(ctx.build(probed, args), ctx, reference=ref)
+    return attach_probes(ctx.build(trainer_cls, args), ctx, reference=ref)
 
 
 def probe_reference(ctx):
+    """A frozen copy of the starting model for the probes, only under full fine-tuning
+    with probes and eval rows; None otherwise (PEFT: the adapter reference serves)."""
     m = ctx.method_config
-    if ctx.peft_config is not None or not (m.probe_pairs or m.probe_kl_prompts):
+    if trains_adapter(ctx) or not (m.probe_pairs or m.probe_kl_prompts):
         return None
     if ctx.eval_dataset is None or len(ctx.eval_dataset) == 0:
         return None

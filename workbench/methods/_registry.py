@@ -1,12 +1,13 @@
-"""Import every method module so each registers itself. Add new methods here."""
-from . import sft  # noqa: F401
-from . import dpo  # noqa: F401
-from . import dft, anchored_sft, masked_thought, hft, loss_reweighting, s3ft  # noqa: F401,E401  (issue 6)
-from . import kto  # noqa: F401
-from . import bco  # noqa: F401
-from . import orpo  # noqa: F401
-from . import cpo  # noqa: F401
-from . import asft  # noqa: F401
-from . import aft  # noqa: F401
-from . import lipo  # noqa: F401
-from . import onpolicy, grpo  # noqa: F401,E401  (issue 9: on-policy rounds, GRPO/RLOO)
+"""Import every method module so each registers itself. Add new methods here, in the
+order listings show them (CLI `--list-methods`, the widgets' menus)."""
+import importlib
+
+METHOD_MODULES = (
+    "sft", "dpo",                                                                        # TRL's own
+    "dft", "anchored_sft", "masked_thought", "hft", "loss_reweighting", "s3ft",          # SFT variants
+    "kto", "bco", "orpo", "cpo", "asft", "aft", "lipo",                                  # preference objectives
+    "onpolicy", "grpo",                                                                  # on-policy rounds, GRPO/RLOO
+)
+
+for _module in METHOD_MODULES:
+    importlib.import_module(f"{__package__}.{_module}")

@@ -1,16 +1,16 @@
 """AFT constraint alignment loss on ranked responses (binary correct/incorrect scores or
 graded rankings): every better response's length-normalised log-likelihood above every
 worse one's, with the worse ones kept within a boundary B below the lowest better one.
-No reference. Loss: workbench.methods.losses.aft_loss; trainer: ListObjectiveTrainer."""
+No reference. Loss: workbench.methods.losses.aft_loss; trainer: `AFTTrainer` (a
+ListObjectiveTrainer)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import WorkbenchError
 from ._preference import ProbeArgs
-from .base import MethodSpec, register
+from .base import MethodSpec, at_least, register
 from .losses import aft_loss
-from .objective_trainers import build_objective_trainer, list_trainer_cls
+from .trainers.objective import ListObjectiveTrainer, build_objective_trainer
 
 
 @dataclass
@@ -23,24 +23,28 @@ class AFTArgs(ProbeArgs):
         "help": "optional NLL on the best-scored responses (0 = pure constraint alignment loss)"})
 
     def __post_init__(self):  # checked when the config is built, before any run directory
-        if self.boundary < 0:
-            raise WorkbenchError(f"method.boundary must be >= 0, got {self.boundary}")
+        super().__post_init__()
+        at_least(self, 0, "boundary", "nll_weight")
+
+
+class AFTTrainer(ListObjectiveTrainer):
+    """AFT's loss on ranked lists; reference-free."""
+
+    needs_reference = False
+
+    def list_loss(self, logps, lengths, ref, scores, valid):
+        m: AFTArgs = self.method_config
+        s = logps / lengths
+        loss = aft_loss(s, scores, valid, boundary=m.boundary, constraint=m.constraint)
+        if m.nll_weight:
+            top = scores.masked_fill(~valid, float("-inf")).max(1, keepdim=True).values
+            best = (scores == top) & valid
+            loss = loss + m.nll_weight * (-s[best]).mean()
+        return loss
 
 
 def build_aft_trainer(ctx):
-    m = ctx.method_config
-
-    class AFTTrainer(list_trainer_cls()):
-        def list_loss(self, logps, lengths, ref, scores, valid):
-            s = logps / lengths
-            loss = aft_loss(s, scores, valid, boundary=m.boundary, constraint=m.constraint)
-            if m.nll_weight:
-                top = scores.masked_fill(~valid, float("-inf")).max(1, keepdim=True).values
-                best = (scores == top) & valid
-                loss = loss + m.nll_weight * (-s[best]).mean()
-            return loss
-
-    return build_objective_trainer(ctx, AFTTrainer, needs_reference=False, listwise=True)
+    return build_objective_trainer(ctx, AFTTrainer)
 
 
 register(MethodSpec(

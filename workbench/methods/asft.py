@@ -1,15 +1,15 @@
 """Aligned SFT (ASFT): absolute likelihood on each response of a pair — push the chosen
 one up and the rejected one down through their own sigmoids, plus NLL on the chosen; no
-reference model, no Bradley–Terry margin. Loss: workbench.methods.losses.asft_loss."""
+reference model, no Bradley–Terry margin. Loss: workbench.methods.losses.asft_loss;
+trainer: `ASFTTrainer` (a PairObjectiveTrainer)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import WorkbenchError
 from ._preference import ProbeArgs
-from .base import MethodSpec, register
+from .base import MethodSpec, positive, register
 from .losses import asft_loss
-from .objective_trainers import build_objective_trainer, pair_trainer_cls
+from .trainers.objective import PairObjectiveTrainer, build_objective_trainer
 
 
 @dataclass
@@ -21,19 +21,24 @@ class ASFTArgs(ProbeArgs):
         "help": "score = mean per-token log-prob (else total log-prob)"})
 
     def __post_init__(self):  # checked when the config is built, before any run directory
-        if self.beta <= 0:
-            raise WorkbenchError(f"method.beta must be positive, got {self.beta}")
+        super().__post_init__()
+        positive(self, "beta")
+
+
+class ASFTTrainer(PairObjectiveTrainer):
+    """ASFT's loss on TRL's pair batches; reference-free (the reference, if any, only
+    serves the probes)."""
+
+    needs_reference = False
+
+    def pair_loss(self, chosen, rejected, chosen_len, rejected_len, ref_chosen, ref_rejected, chosen_nll):
+        m: ASFTArgs = self.method_config
+        c, r = (chosen / chosen_len, rejected / rejected_len) if m.length_normalize else (chosen, rejected)
+        return asft_loss(c, r, chosen_nll, beta=m.beta, lam=m.lam, nll_weight=m.nll_weight)
 
 
 def build_asft_trainer(ctx):
-    m = ctx.method_config
-
-    class ASFTTrainer(pair_trainer_cls()):
-        def pair_loss(self, chosen, rejected, chosen_len, rejected_len, ref_chosen, ref_rejected, chosen_nll):
-            c, r = (chosen / chosen_len, rejected / rejected_len) if m.length_normalize else (chosen, rejected)
-            return asft_loss(c, r, chosen_nll, beta=m.beta, lam=m.lam, nll_weight=m.nll_weight)
-
-    return build_objective_trainer(ctx, ASFTTrainer, needs_reference=False, listwise=False, beta=m.beta)
+    return build_objective_trainer(ctx, ASFTTrainer, beta=ctx.method_config.beta)
 
 
 register(MethodSpec(

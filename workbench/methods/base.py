@@ -1,13 +1,21 @@
 """What a method is: a config dataclass, the data shape it needs, a doc card, and how to
-build its (TRL) trainer from a TrainContext. Each method lives in its own module and
-registers itself with `register`."""
+build its (TRL) trainer from a TrainContext. Each method lives in its own module (its
+config dataclass and its trainer class, both at module level) and registers itself with
+`register`.
+
+Every knob is checked before the engine creates a run directory: a knob on its own (or
+against the method's other knobs) in the config dataclass's `__post_init__`, as TRL's
+configs do; a knob against the run's TrainConfig (e.g. KTO's batch size) in
+`MethodSpec.check`. Errors name the knob as `method.<knob>`."""
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import UnknownNameError
+from ..errors import UnknownNameError, WorkbenchError
 
 if TYPE_CHECKING:
     from ..training.context import TrainContext
@@ -33,12 +41,61 @@ class MethodSpec:
         return path.read_text() if path.is_file() else self.summary
 
 
+def check_choices(knobs: Any, prefix: str = "method") -> None:
+    """Every plain-`str` field whose metadata lists `choices` must hold one of them (the
+    lists that drive the CLI help and the widget dropdowns)."""
+    hints = typing.get_type_hints(type(knobs))
+    for f in dataclasses.fields(knobs):
+        choices = f.metadata.get("choices")
+        value = getattr(knobs, f.name)
+        if choices and hints.get(f.name) is str and value not in choices:
+            raise UnknownNameError(f"{prefix}.{f.name}", str(value), choices)
+
+
+@dataclass
+class MethodArgs:
+    """Base of the method config dataclasses: checks the `choices` of every str knob.
+    Subclasses that add their own `__post_init__` call `super().__post_init__()`."""
+
+    def __post_init__(self):
+        check_choices(self)
+
+
+def positive(knobs: Any, *names: str, prefix: str = "method") -> None:
+    """Each named knob must be > 0 (and not NaN)."""
+    for name in names:
+        value = getattr(knobs, name)
+        if not value > 0:
+            raise WorkbenchError(f"{prefix}.{name} must be positive, got {value}")
+
+
+def at_least(knobs: Any, low: float, *names: str, prefix: str = "method") -> None:
+    """Each named knob must be >= low (and not NaN)."""
+    for name in names:
+        value = getattr(knobs, name)
+        if not value >= low:
+            raise WorkbenchError(f"{prefix}.{name} must be >= {low}, got {value}")
+
+
 _METHODS: dict[str, MethodSpec] = {}
 
 
 def register(spec: MethodSpec) -> MethodSpec:
+    """Add a method. A name already taken by a different method is refused; registering
+    the same spec again (or a re-imported module's own spec) is a no-op/replacement."""
+    known = _METHODS.get(spec.name)
+    if known is not None and known is not spec and not _same_origin(known, spec):
+        raise WorkbenchError(f"method {spec.name!r} is already registered (by {known.config_cls.__module__}); "
+                             "choose another name")
     _METHODS[spec.name] = spec
     return spec
+
+
+def _same_origin(a: MethodSpec, b: MethodSpec) -> bool:
+    """Both specs come from the same definition (a module imported again, e.g. reloaded)."""
+    return all(getattr(x, "__module__", None) == getattr(y, "__module__", None)
+               and getattr(x, "__qualname__", None) == getattr(y, "__qualname__", None)
+               for x, y in ((a.config_cls, b.config_cls), (a.build_trainer, b.build_trainer)))
 
 
 def get_method(name: str) -> MethodSpec:

@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from trl.models.utils import disable_gradient_checkpointing
 
-from ._preference import ReferenceArgs
+from ._preference import ReferenceArgs, adapter_reference
 from .base import MethodSpec, register
-from .kto import build_kto_trainer
+from .kto import ProbedKTOTrainer, build_kto_trainer
 from .losses import bco_loss
 
 
@@ -20,70 +21,59 @@ class BCOArgs(ReferenceArgs):
     pass
 
 
-def _trainer_cls():
-    from .kto import kto_trainer_cls
+class BCOTrainer(ProbedKTOTrainer):
+    """KTOTrainer whose loss is BCO's; δ is the running mean of every reward seen."""
 
-    base = kto_trainer_cls()
+    _delta_sum = 0.0
+    _delta_count = 0
 
-    class BCOTrainer(base):
-        """KTOTrainer whose loss is BCO's; δ is the running mean of every reward seen."""
+    @property
+    def delta(self) -> float:
+        return self._delta_sum / self._delta_count if self._delta_count else 0.0
 
-        _delta_sum = 0.0
-        _delta_count = 0
+    def _compute_loss(self, model, inputs, return_outputs):
+        mode = "train" if self.model.training else "eval"
+        policy, ref = self._logps(model, inputs)
+        labels = torch.as_tensor(inputs["label"], dtype=torch.bool, device=policy.device)
+        rewards = self.beta * (policy - ref)
+        delta = self.delta
+        loss = bco_loss(rewards, labels, delta)
+        if mode == "train":  # reward shift: mean over all training rewards so far (detached)
+            self._delta_sum += rewards.detach().sum().item()
+            self._delta_count += rewards.numel()
+        m = self._metrics[mode]
+        m["delta"].append(delta)
+        for name, sel in (("chosen", labels), ("rejected", ~labels)):
+            if sel.any():
+                m[f"rewards/{name}"].append(rewards[sel].detach().mean().item())
+                m[f"logps/{name}"].append(policy[sel].detach().mean().item())
+        if labels.any() and (~labels).any():
+            m["rewards/margins"].append((rewards[labels].mean() - rewards[~labels].mean()).item())
+        m["rewards/accuracies"].append(((rewards - delta > 0) == labels).float().mean().item())
+        return (loss, {}) if return_outputs else loss
 
-        @property
-        def delta(self) -> float:
-            return self._delta_sum / self._delta_count if self._delta_count else 0.0
-
-        def _compute_loss(self, model, inputs, return_outputs):
-            mode = "train" if self.model.training else "eval"
-            policy, ref = self._logps(model, inputs)
-            labels = torch.as_tensor(inputs["label"], dtype=torch.bool, device=policy.device)
-            rewards = self.beta * (policy - ref)
-            delta = self.delta
-            loss = bco_loss(rewards, labels, delta)
-            if mode == "train":  # reward shift: mean over all training rewards so far (detached)
-                self._delta_sum += rewards.detach().sum().item()
-                self._delta_count += rewards.numel()
-            m = self._metrics[mode]
-            m["delta"].append(delta)
-            for name, sel in (("chosen", labels), ("rejected", ~labels)):
-                if sel.any():
-                    m[f"rewards/{name}"].append(rewards[sel].detach().mean().item())
-                    m[f"logps/{name}"].append(policy[sel].detach().mean().item())
-            if labels.any() and (~labels).any():
-                m["rewards/margins"].append((rewards[labels].mean() - rewards[~labels].mean()).item())
-            m["rewards/accuracies"].append(((rewards - delta > 0) == labels).float().mean().item())
-            return (loss, {}) if return_outputs else loss
-
-        def _logps(self, model, inputs):
-            """Total completion log-prob under the policy and the reference."""
-            from trl.models.utils import disable_gradient_checkpointing
-            from trl.trainer.utils import use_adapter
-
-            keys = {"input_ids", "attention_mask"}
-            kwargs = {k: v for k, v in inputs.items() if k in keys}
-            labels = inputs["input_ids"].masked_fill(inputs["completion_mask"] == 0, -100)
-            seq_len = inputs["input_ids"].size(1) - 1
-            out = model(**kwargs, labels=labels, use_cache=False, fused_lm_head=True)
-            policy = out.log_probs[:, -seq_len:].sum(-1)
-            if self.precompute_ref_logps:
-                return policy, inputs["ref_logps"]
-            with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
-                if self.ref_model is None:
-                    unwrapped = self.accelerator.unwrap_model(self.model)
-                    with use_adapter(unwrapped, adapter_name="ref" if "ref" in unwrapped.peft_config else None):
-                        ref_out = self.model(**kwargs, labels=labels, use_cache=False, fused_lm_head=True)
-                else:
-                    ref_out = self.ref_model(**kwargs, labels=labels, use_cache=False, fused_lm_head=True)
-            return policy, ref_out.log_probs[:, -seq_len:].sum(-1)
-
-    return BCOTrainer
+    def _logps(self, model, inputs):
+        """Total completion log-prob under the policy and the reference."""
+        keys = {"input_ids", "attention_mask"}
+        kwargs = {k: v for k, v in inputs.items() if k in keys}
+        labels = inputs["input_ids"].masked_fill(inputs["completion_mask"] == 0, -100)
+        seq_len = inputs["input_ids"].size(1) - 1
+        out = model(**kwargs, labels=labels, use_cache=False, fused_lm_head=True)
+        policy = out.log_probs[:, -seq_len:].sum(-1)
+        if self.precompute_ref_logps:
+            return policy, inputs["ref_logps"]
+        with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
+            if self.ref_model is None:
+                with adapter_reference(self.accelerator.unwrap_model(self.model)):
+                    ref_out = self.model(**kwargs, labels=labels, use_cache=False, fused_lm_head=True)
+            else:
+                ref_out = self.ref_model(**kwargs, labels=labels, use_cache=False, fused_lm_head=True)
+        return policy, ref_out.log_probs[:, -seq_len:].sum(-1)
 
 
 def build_bco_trainer(ctx):
     # apo_zero_unpaired: KTOTrainer then skips building the mismatched-pair KL batch BCO does not use
-    return build_kto_trainer(ctx, trainer_cls=_trainer_cls(), loss_type="apo_zero_unpaired")
+    return build_kto_trainer(ctx, trainer_cls=BCOTrainer, loss_type="apo_zero_unpaired")
 
 
 register(MethodSpec(

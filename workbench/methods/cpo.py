@@ -1,15 +1,19 @@
 """CPO (Xu et al., contrastive preference optimisation: reference-free DPO-style margin on
 total log-probs plus α·NLL on the chosen response) and SimPO (Meng et al.: margin on
 *length-normalised* log-probs with a target margin γ) through TRL's experimental
-CPOTrainer (trl.experimental.cpo; SimPO = loss_type "simpo", pinned by tests)."""
+CPOTrainer (trl.experimental.cpo; SimPO = loss_type "simpo", pinned by tests).
+Trainer: `ProbedCPOTrainer` (TRL's CPOTrainer + the eval-time probes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import UnknownNameError, WorkbenchError
+from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+from ..errors import WorkbenchError
 from ._preference import ProbeArgs, common_args
 from ._reference_free import build_probed
-from .base import MethodSpec, register
+from .base import MethodSpec, at_least, positive, register
+from .preference_metrics import PreferenceProbeMixin
 
 CPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "simpo")
 
@@ -23,11 +27,10 @@ class CPOArgs(ProbeArgs):
     simpo_gamma: float = field(default=0.5, metadata={"help": "SimPO target margin γ (loss_type=simpo)"})
     label_smoothing: float = field(default=0.0, metadata={"help": "conservative-DPO label smoothing (sigmoid)"})
 
-    def __post_init__(self):
-        if self.loss_type not in CPO_LOSS_TYPES:
-            raise UnknownNameError("method.loss_type", self.loss_type, CPO_LOSS_TYPES)
-        if self.beta <= 0:
-            raise WorkbenchError(f"method.beta must be positive, got {self.beta}")
+    def __post_init__(self):  # checked when the config is built, before any run directory
+        super().__post_init__()  # loss_type in its choices, probe knobs
+        positive(self, "beta")
+        at_least(self, 0, "cpo_alpha")
         if self.label_smoothing and self.loss_type in ("hinge", "ipo"):
             raise WorkbenchError(f"method.label_smoothing: not supported by loss_type {self.loss_type!r}")
 
@@ -40,13 +43,15 @@ class SimPOArgs(CPOArgs):
     cpo_alpha: float = field(default=0.0, metadata={"help": "α: NLL weight (SimPO proper uses 0)"})
 
 
-def build_cpo_trainer(ctx):
-    from trl.experimental.cpo import CPOConfig, CPOTrainer
+class ProbedCPOTrainer(PreferenceProbeMixin, CPOTrainer):
+    """TRL's experimental CPOTrainer plus the eval-time preference probes."""
 
+
+def build_cpo_trainer(ctx):
     m = ctx.method_config
     args = CPOConfig(**common_args(ctx), loss_type=m.loss_type, beta=m.beta, cpo_alpha=m.cpo_alpha,
                      simpo_gamma=m.simpo_gamma, label_smoothing=m.label_smoothing)
-    return build_probed(ctx, CPOTrainer, args)
+    return build_probed(ctx, ProbedCPOTrainer, args)
 
 
 register(MethodSpec(

@@ -1,13 +1,17 @@
 """DFT (Dynamic Fine-Tuning): each response token's cross-entropy is scaled by the token's
-own detached probability. The loss is TRL's (`SFTConfig.loss_type="dft"`); with
-`track_kl` the same loss is computed from full logits so KL to the starting model can be
-logged alongside (for comparing drift with Anchored SFT)."""
+own detached probability. The loss is TRL's (`SFTConfig.loss_type="dft"`, trainer: TRL's
+`SFTTrainer`); with `track_kl` the same loss is computed from full logits by Anchored
+SFT's trainer with λ = 0, so KL to the starting model is logged alongside (for comparing
+drift with Anchored SFT)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from trl import SFTTrainer
+
+from ._sft import CommonSFTArgs, frozen_reference, make_trainer, sft_args
+from .anchored_sft import KL_DIRECTIONS, AnchoredSFTTrainer
 from .base import MethodSpec, register
-from .logit_sft import AnchoredSFTTrainer, CommonSFTArgs, frozen_reference, make_trainer, sft_args
 
 
 @dataclass
@@ -16,12 +20,10 @@ class DFTArgs(CommonSFTArgs):
         "help": "also log KL to the starting model (kl_to_ref); costs one reference forward per step"})
     kl_direction: str = field(default="ref_policy", metadata={
         "help": "which KL track_kl logs: ref_policy = KL(π_ref‖π_θ), policy_ref = KL(π_θ‖π_ref)",
-        "choices": ["ref_policy", "policy_ref"]})
+        "choices": KL_DIRECTIONS})
 
 
 def build_dft_trainer(ctx):
-    from trl import SFTTrainer
-
     m = ctx.method_config
     args = sft_args(ctx, loss_type="dft")
     if not m.track_kl:

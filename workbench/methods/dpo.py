@@ -2,14 +2,17 @@
 plus the named variants RPO (DPO + SFT on the chosen response) and LN-DPO (length-
 normalised log-ratios, TRL's `sigmoid_norm`). All of them log TRL's rewards/* and logps/*
 every step, and the preference probes (ranking accuracy, KL to reference, sample length)
-at every evaluation."""
+at every evaluation. Trainer: `ProbedDPOTrainer` (TRL's DPOTrainer + the probes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from trl import DPOConfig, DPOTrainer
+
 from ..errors import UnknownNameError, WorkbenchError
 from ._preference import ReferenceArgs, attach_probes, common_args, reference_model, split_list
 from .base import MethodSpec, register
+from .preference_metrics import PreferenceProbeMixin
 
 # TRL 1.x DPOConfig.loss_type values (trl/trainer/dpo_trainer.py `_compute_loss`).
 DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
@@ -41,6 +44,7 @@ class DPOArgs(ReferenceArgs):
 
     def __post_init__(self):
         # checked here so bad knobs fail before the engine creates a run directory
+        super().__post_init__()  # probe knobs, beta > 0
         losses, weights = self.losses(), self.weights()
         if not losses:
             raise WorkbenchError("method.loss_type: give at least one loss type")
@@ -54,9 +58,8 @@ class DPOArgs(ReferenceArgs):
         if "exo_pair" in losses and self.label_smoothing <= 0:
             raise WorkbenchError("method.label_smoothing: exo_pair needs ε > 0 (the EXO paper uses 1e-3)")
         if "robust" in losses and not 0 <= self.label_smoothing < 0.5:
-            raise WorkbenchError(f"method.label_smoothing: robust needs a flip rate in [0, 0.5), got {self.label_smoothing}")
-        if self.beta <= 0:
-            raise WorkbenchError(f"method.beta must be positive, got {self.beta}")
+            raise WorkbenchError("method.label_smoothing: robust needs a flip rate in [0, 0.5), "
+                                 f"got {self.label_smoothing}")
 
 
 @dataclass
@@ -75,21 +78,12 @@ class LNDPOArgs(DPOArgs):
         "help": "sigmoid on length-normalised log-ratios (TRL sigmoid_norm); " + LR_NOTE})
 
 
-def _trainer_cls():
-    from trl import DPOTrainer
-
-    from .preference_metrics import PreferenceProbeMixin
-
-    class ProbedDPOTrainer(PreferenceProbeMixin, DPOTrainer):
-        """TRL's DPOTrainer plus the eval-time preference probes."""
-
-    return ProbedDPOTrainer
+class ProbedDPOTrainer(PreferenceProbeMixin, DPOTrainer):
+    """TRL's DPOTrainer plus the eval-time preference probes."""
 
 
 def dpo_config(ctx, **extra):
     """DPOConfig from the run's shared knobs, the method's DPO knobs and `extra`."""
-    from trl import DPOConfig
-
     m = ctx.method_config
     return DPOConfig(**common_args(ctx), beta=m.beta, loss_type=m.losses(), loss_weights=m.weights(),
                      label_smoothing=m.label_smoothing, f_divergence_type=m.f_divergence_type,
@@ -97,13 +91,11 @@ def dpo_config(ctx, **extra):
                      precompute_ref_log_probs=m.precompute_ref_log_probs, **extra)
 
 
-def build_dpo_trainer(ctx, trainer_cls=None):
+def build_dpo_trainer(ctx, trainer_cls=ProbedDPOTrainer):
     args = dpo_config(ctx)
-    ref = reference_model(ctx)
-    trainer = ctx.build(trainer_cls or _trainer_cls(), args, ref_model=ref)
+    ref = reference_model(ctx)  # None under PEFT: TRL's "ref" adapter / adapter-disabled base
+    trainer = ctx.build(trainer_cls, args, ref_model=ref)
     return attach_probes(trainer, ctx, reference=ref)
-
-
 
 for _name, _cls, _summary in (
         ("dpo", DPOArgs, "direct preference optimisation, any TRL loss type or weighted mix (TRL DPOTrainer)"),

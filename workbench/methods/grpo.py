@@ -1,20 +1,23 @@
 """GRPO and RLOO through TRL's GRPOTrainer / RLOOTrainer with the workbench's reward
 functions (task checker, format, length, keywords, Python callable, reward model), sized
 for CPU by default: groups of 4, 32-token completions. Both train on `verifiable` rows;
-the rows' `answer`/`task` columns reach the reward functions as keyword arguments."""
+the rows' `answer`/`task` columns reach the reward functions as keyword arguments.
+Trainers: TRL's own `GRPOTrainer` and `RLOOTrainer`, unchanged."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UnknownNameError, WorkbenchError
-from .base import MethodSpec, register
+from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
+
+from ..errors import WorkbenchError
+from .base import MethodArgs, MethodSpec, at_least, positive, register
 
 GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 
 
 @dataclass
-class _RLArgs:
+class _RLArgs(MethodArgs):
     rewards: Any = field(default="correct", metadata={
         "help": "reward spec: 'correct', 'correct,format', {correct: 1, length: {weight: 0.2, max_words: 40}}; "
                 "rewards: correct, format, length, keywords, python, reward_model"})
@@ -27,16 +30,17 @@ class _RLArgs:
     epsilon: float = field(default=0.2, metadata={"help": "clipping range of the importance ratio"})
     log_completions: bool = field(default=False, metadata={"help": "print sampled completions (TRL rich table)"})
 
-    def __post_init__(self):
+    def __post_init__(self):  # checked when the config is built, before any run directory
         from ..onpolicy.rewards import check_rewards
 
-        for name in ("num_generations", "max_completion_length", "num_iterations"):
-            if getattr(self, name) < 1:
-                raise WorkbenchError(f"method.{name} must be at least 1, got {getattr(self, name)}")
+        super().__post_init__()  # str knobs in their choices
+        at_least(self, 1, "max_completion_length", "num_iterations")
         if self.num_generations < 2:
             raise WorkbenchError("method.num_generations must be at least 2: advantages are relative to the group")
-        if not self.temperature > 0:
-            raise WorkbenchError(f"method.temperature must be > 0, got {self.temperature}")
+        positive(self, "temperature", "epsilon")
+        if not 0 < self.top_p <= 1:
+            raise WorkbenchError(f"method.top_p must be in (0, 1], got {self.top_p}")
+        at_least(self, 0, "beta")
         check_rewards(self.rewards)
 
 
@@ -48,11 +52,6 @@ class GRPOArgs(_RLArgs):
     scale_rewards: str = field(default="group", metadata={
         "help": "divide advantages by the group's std (group), the batch's (batch) or not (none)",
         "choices": ["group", "batch", "none"]})
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.loss_type not in GRPO_LOSS_TYPES:
-            raise UnknownNameError("method.loss_type", self.loss_type, GRPO_LOSS_TYPES)
 
 
 @dataclass
@@ -88,15 +87,11 @@ def _build(ctx, trainer_cls, config_cls, **extra):
 
 
 def build_grpo_trainer(ctx):
-    from trl import GRPOConfig, GRPOTrainer
-
     m = ctx.method_config
     return _build(ctx, GRPOTrainer, GRPOConfig, loss_type=m.loss_type, scale_rewards=m.scale_rewards)
 
 
 def build_rloo_trainer(ctx):
-    from trl import RLOOConfig, RLOOTrainer
-
     return _build(ctx, RLOOTrainer, RLOOConfig, normalize_advantages=ctx.method_config.normalize_advantages)
 
 

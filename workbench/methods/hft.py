@@ -11,8 +11,8 @@ from trl import SFTTrainer
 
 from ..errors import WorkbenchError
 from ..peft_menu import transformer_blocks
-from .base import MethodSpec, register
-from .logit_sft import CommonSFTArgs, make_trainer, sft_args
+from ._sft import CommonSFTArgs, make_trainer, sft_args
+from .base import MethodSpec, at_least, register
 
 
 @dataclass
@@ -23,6 +23,12 @@ class HFTArgs(CommonSFTArgs):
         "help": "steps per stage: draw a new random half every N steps (0 = one stage for the whole run)"})
     train_outside_blocks: bool = field(default=False, metadata={
         "help": "also train embeddings, final norm and head (HFT selects inside the blocks only)"})
+
+    def __post_init__(self):  # checked when the config is built, before any run directory
+        super().__post_init__()
+        if not 0 < self.fraction <= 1:
+            raise WorkbenchError(f"method.fraction must be in (0, 1], got {self.fraction}")
+        at_least(self, 0, "reselect_every")
 
 
 def parameter_groups(model) -> list[list[tuple[str, object]]]:
@@ -94,10 +100,6 @@ class HFTTrainer(SFTTrainer):
 
 def build_hft_trainer(ctx):
     m = ctx.method_config
-    if not 0 < m.fraction <= 1:
-        raise WorkbenchError(f"method.hft.fraction must be in (0, 1], got {m.fraction}")
-    if m.reselect_every < 0:
-        raise WorkbenchError(f"method.hft.reselect_every must be >= 0, got {m.reselect_every}")
     return make_trainer(HFTTrainer, ctx, sft_args(ctx), fraction=m.fraction,
                         reselect_every=m.reselect_every, train_outside_blocks=m.train_outside_blocks,
                         seed=ctx.config.seed)

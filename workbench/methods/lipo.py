@@ -1,6 +1,7 @@
 """LiPO-λ: listwise preference optimisation over K ranked responses with LambdaRank pair
 weights on DPO-style scores s = β·(log π − log π_ref). Loss:
-workbench.methods.losses.lipo_lambda_loss; trainer: ListObjectiveTrainer."""
+workbench.methods.losses.lipo_lambda_loss; trainer: `LiPOTrainer` (a
+ListObjectiveTrainer). The reference is scored on the fly (no precomputation)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,24 +10,30 @@ from ..errors import WorkbenchError
 from ._preference import ReferenceArgs
 from .base import MethodSpec, register
 from .losses import lipo_lambda_loss
-from .objective_trainers import build_objective_trainer, list_trainer_cls
+from .trainers.objective import ListObjectiveTrainer, build_objective_trainer
 
 
 @dataclass
 class LiPOArgs(ReferenceArgs):
     def __post_init__(self):  # checked when the config is built, before any run directory
-        if self.beta <= 0:
-            raise WorkbenchError(f"method.beta must be positive, got {self.beta}")
+        super().__post_init__()  # probe knobs, beta > 0
+        if self.precompute_ref_log_probs:
+            raise WorkbenchError("method.precompute_ref_log_probs is not supported by lipo; "
+                                 "the reference is scored on the fly")
+
+
+class LiPOTrainer(ListObjectiveTrainer):
+    """LiPO-λ on ranked lists; needs the reference (a frozen copy under full fine-tuning,
+    TRL's adapter reference under PEFT)."""
+
+    needs_reference = True
+
+    def list_loss(self, logps, lengths, ref, scores, valid):
+        return lipo_lambda_loss(self.method_config.beta * (logps - ref), scores, valid)
 
 
 def build_lipo_trainer(ctx):
-    m = ctx.method_config
-
-    class LiPOTrainer(list_trainer_cls()):
-        def list_loss(self, logps, lengths, ref, scores, valid):
-            return lipo_lambda_loss(m.beta * (logps - ref), scores, valid)
-
-    return build_objective_trainer(ctx, LiPOTrainer, needs_reference=True, listwise=True, beta=m.beta)
+    return build_objective_trainer(ctx, LiPOTrainer, beta=ctx.method_config.beta)
 
 
 register(MethodSpec(

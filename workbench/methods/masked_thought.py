@@ -10,8 +10,8 @@ import torch
 from trl import SFTTrainer
 
 from ..errors import WorkbenchError
+from ._sft import CommonSFTArgs, make_trainer, sft_args
 from .base import MethodSpec, register
-from .logit_sft import CommonSFTArgs, make_trainer, sft_args
 
 
 @dataclass
@@ -22,6 +22,11 @@ class MaskedThoughtArgs(CommonSFTArgs):
         "help": "token used as the mask ('' = the tokenizer's mask, else unk, else pad token)"})
     loss_type: str = field(default="nll", metadata={
         "help": "nll = cross-entropy; dft = DFT weighting (TRL)", "choices": ["nll", "dft"]})
+
+    def __post_init__(self):  # checked when the config is built, before any run directory
+        super().__post_init__()
+        if not 0 <= self.mask_rate < 1:
+            raise WorkbenchError(f"method.mask_rate must be in [0, 1), got {self.mask_rate}")
 
 
 def mask_response_inputs(input_ids: torch.Tensor, labels: torch.Tensor, rate: float,
@@ -56,18 +61,25 @@ def mask_token_id(tokenizer, mask_token: str) -> int:
     if mask_token:
         ids = tokenizer.convert_tokens_to_ids([mask_token])
         if not ids or ids[0] is None or ids[0] == tokenizer.unk_token_id and mask_token != tokenizer.unk_token:
-            raise WorkbenchError(f"method.masked-thought.mask_token {mask_token!r} is not one token of this tokenizer")
+            raise WorkbenchError(f"method.mask_token {mask_token!r} is not one token of this tokenizer")
         return ids[0]
     for tid in (tokenizer.mask_token_id, tokenizer.unk_token_id, tokenizer.pad_token_id):
         if tid is not None:
             return tid
-    raise WorkbenchError("method.masked-thought: the tokenizer has no mask/unk/pad token; set mask_token")
+    raise WorkbenchError("method.mask_token: the tokenizer has no mask/unk/pad token; set one")
+
+
+def check_mask_token(config, m) -> None:
+    """An explicit mask_token must be one token of the run's tokenizer (checked before the
+    run directory exists; loading a tokenizer is cheap)."""
+    if m.mask_token:
+        from ..models import load_tokenizer
+
+        mask_token_id(load_tokenizer(config.model), m.mask_token)
 
 
 def build_masked_thought_trainer(ctx):
     m = ctx.method_config
-    if not 0 <= m.mask_rate < 1:
-        raise WorkbenchError(f"method.masked-thought.mask_rate must be in [0, 1), got {m.mask_rate}")
     return make_trainer(MaskedThoughtTrainer, ctx, sft_args(ctx, loss_type=m.loss_type),
                         mask_rate=m.mask_rate, mask_id=mask_token_id(ctx.tokenizer, m.mask_token),
                         seed=ctx.config.seed)
@@ -76,4 +88,4 @@ def build_masked_thought_trainer(ctx):
 register(MethodSpec(
     name="masked-thought", config_cls=MaskedThoughtArgs, data_format="prompt_completion",
     summary="Masked Thought: randomly mask response input tokens, labels unchanged (logs masked_fraction)",
-    build_trainer=build_masked_thought_trainer, family="sft"))
+    build_trainer=build_masked_thought_trainer, family="sft", check=check_mask_token))

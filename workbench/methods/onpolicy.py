@@ -106,6 +106,8 @@ def check_onpolicy(config, m) -> None:
     if m.rounds > config.max_steps:
         raise WorkbenchError(f"max_steps ({config.max_steps}) is split across rounds: give at least one step "
                              f"per round (method.rounds={m.rounds})")
+    # Each round trains the objective with the run's batch settings: its own checks apply too (e.g. KTO's batch size).
+    _objective(m.objective).check(config, m.objective_config())
 
 
 for _name, _cls, _summary in (

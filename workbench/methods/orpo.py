@@ -1,14 +1,17 @@
 """ORPO (Hong et al., odds-ratio preference optimisation: NLL on the chosen response plus
 λ·−log σ(log odds(y_w) − log odds(y_l)), no reference model) through TRL's experimental
-ORPOTrainer (trl.experimental.orpo, pinned by tests/methods_pref)."""
+ORPOTrainer (trl.experimental.orpo, pinned by tests/methods_pref). Trainer:
+`ProbedORPOTrainer` (TRL's ORPOTrainer + the eval-time probes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import WorkbenchError
+from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
 from ._preference import ProbeArgs, common_args
 from ._reference_free import build_probed
-from .base import MethodSpec, register
+from .base import MethodSpec, at_least, positive, register
+from .preference_metrics import PreferenceProbeMixin
 
 
 @dataclass
@@ -18,16 +21,20 @@ class ORPOArgs(ProbeArgs):
         "help": "truncate responses to this many tokens (default: no separate limit)"})
 
     def __post_init__(self):  # checked when the config is built, before any run directory
-        if self.beta <= 0:
-            raise WorkbenchError(f"method.beta must be positive, got {self.beta}")
+        super().__post_init__()
+        positive(self, "beta")
+        if self.max_completion_length is not None:
+            at_least(self, 1, "max_completion_length")
+
+
+class ProbedORPOTrainer(PreferenceProbeMixin, ORPOTrainer):
+    """TRL's experimental ORPOTrainer plus the eval-time preference probes."""
 
 
 def build_orpo_trainer(ctx):
-    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
-
     m = ctx.method_config
     args = ORPOConfig(**common_args(ctx), beta=m.beta, max_completion_length=m.max_completion_length)
-    return build_probed(ctx, ORPOTrainer, args)
+    return build_probed(ctx, ProbedORPOTrainer, args)
 
 
 register(MethodSpec(

@@ -59,7 +59,8 @@ def encode(tokenizer, prompt: Any, response: Any) -> tuple[list[int], list[int]]
     """Token ids of prompt and response the way TRL builds them (chat template for
     conversations; the response starts where prompt and prompt+response diverge)."""
     if isinstance(prompt, list):
-        p = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        p = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                          return_dict=True)["input_ids"]
         full = tokenizer.apply_chat_template(prompt + response, tokenize=True, return_dict=True)["input_ids"]
     else:
         p = tokenizer(prompt)["input_ids"]

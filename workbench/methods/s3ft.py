@@ -11,8 +11,8 @@ import torch
 from trl import SFTTrainer
 
 from ..errors import WorkbenchError
-from .base import MethodSpec, register
-from .logit_sft import CommonSFTArgs, make_trainer, sft_args
+from ._sft import CommonSFTArgs, make_trainer, sft_args
+from .base import MethodSpec, at_least, register
 
 
 @dataclass
@@ -22,6 +22,10 @@ class S3FTArgs(CommonSFTArgs):
     generation_batch_size: int = field(default=8, metadata={"help": "prompts per generation batch"})
     min_score: float = field(default=1.0, metadata={
         "help": "checker score at or above which the model's own answer is used (1.0 = exactly right)"})
+
+    def __post_init__(self):  # checked when the config is built, before any run directory
+        super().__post_init__()
+        at_least(self, 1, "max_new_tokens", "generation_batch_size")
 
 
 @torch.no_grad()
@@ -83,8 +87,6 @@ def build_s3ft_trainer(ctx):
     from datasets import Dataset
 
     m = ctx.method_config
-    if m.max_new_tokens < 1 or m.generation_batch_size < 1:
-        raise WorkbenchError("method.s3ft: max_new_tokens and generation_batch_size must be at least 1")
     rows = list(ctx.train_dataset)
     if not rows or "answer" not in rows[0]:
         raise WorkbenchError("method s3ft needs verifiable rows (prompt + answer, e.g. dataset 'arithmetic')")

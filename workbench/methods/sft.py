@@ -1,14 +1,17 @@
 """Supervised fine-tuning through TRL's SFTTrainer: cross-entropy on the response tokens
-(completion-only loss over conversational prompt/completion rows)."""
+(completion-only loss over conversational prompt/completion rows). The trainer is TRL's
+own `SFTTrainer`, unchanged."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .base import MethodSpec, register
+from trl import SFTConfig, SFTTrainer
+
+from .base import MethodArgs, MethodSpec, register
 
 
 @dataclass
-class SFTArgs:
+class SFTArgs(MethodArgs):
     loss_type: str = field(default="nll", metadata={
         "help": "nll = cross-entropy; dft = each token's loss weighted by its detached probability (TRL)",
         "choices": ["nll", "dft"]})
@@ -18,8 +21,6 @@ class SFTArgs:
 
 
 def build_sft_trainer(ctx):
-    from trl import SFTConfig, SFTTrainer
-
     m = ctx.method_config
     args = SFTConfig(**ctx.trl_args(), loss_type=m.loss_type,
                      completion_only_loss=m.completion_only_loss, packing=m.packing)

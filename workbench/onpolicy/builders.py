@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from ..errors import UnknownNameError
+from ..errors import UnknownNameError, WorkbenchError
 from .sampler import Group
 
 
@@ -80,12 +80,15 @@ class Builder:
     build: Callable[..., list[dict]]
 
 
-BUILDERS = {b.name: b for b in (
+BUILDERS: dict[str, Builder] = {}
+for _b in (
     Builder("best_vs_worst", "preference", best_vs_worst),
     Builder("all_pairs", "preference", all_pairs),
     Builder("ranked", "ranked", ranked),
     Builder("unpaired", "unpaired", unpaired),
-)}
+):
+    if BUILDERS.setdefault(_b.name, _b) is not _b:  # a name taken twice is refused
+        raise WorkbenchError(f"pair builder {_b.name!r} is registered twice")
 DEFAULT_FOR_FORMAT = {"preference": "best_vs_worst", "ranked": "ranked", "unpaired": "unpaired"}
 
 

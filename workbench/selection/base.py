@@ -56,6 +56,9 @@ _REGISTRY: dict[str, StrategySpec] = {}
 def strategy(name: str, knobs: type, summary: str):
     """Register a strategy function under `name`."""
     def deco(fn):
+        known = _REGISTRY.get(name)
+        if known is not None and (known.run.__module__, known.run.__qualname__) != (fn.__module__, fn.__qualname__):
+            raise WorkbenchError(f"selection strategy {name!r} is already registered; choose another name")
         _REGISTRY[name] = StrategySpec(name, knobs, fn, summary)
         return fn
     return deco

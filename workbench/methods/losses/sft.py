@@ -1,5 +1,6 @@
 """The SFT-variant losses as plain tensor functions, so each can be checked by hand on
-small tensors and shared by the trainers in `logit_sft.py` (preference losses live in `losses/`).
+small tensors and shared by the trainers built on `trainers.logit_sft.LogitSFTTrainer`
+(Anchored SFT, DFT with KL tracking, loss reweighting).
 
 Conventions: `logits` are [batch, seq, vocab] and `labels` [batch, seq] as the collator
 makes them (unshifted, -100 on positions that are not trained); `shift` aligns position t
