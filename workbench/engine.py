@@ -18,7 +18,7 @@ from .config import TrainConfig, dataclass_from_args
 from .errors import WorkbenchError
 from .methods import MethodSpec, get_method
 from .models import load_model, load_tokenizer, pick_device, resolve, use_bf16
-from .peft_menu import build_peft_config, get_peft, post_init, prepare_model, resolved_peft_args
+from .peft_menu import build_peft_config, check_against_model, get_peft, post_init, prepare_model, resolved_peft_args
 from .runs.records import Listener
 from .runs.run import Run, RunResult
 from .runs.store import default_run_dir
@@ -65,7 +65,7 @@ def plan(config: TrainConfig) -> Plan:
     if not spec.peft_ok(cfg.peft):
         raise WorkbenchError(f"method {cfg.method!r} cannot train with peft {cfg.peft!r}")
     peft_config = build_peft_config(cfg.peft, cfg.peft_args)
-    resolve(cfg.model)
+    check_against_model(cfg.peft, cfg.peft_args, resolve(cfg.model))
     device = pick_device(cfg.device)
     train_ds, eval_ds, selection = _load_data(cfg, spec.data_format)
     return Plan(cfg, spec, method_cfg, peft_config, train_ds, eval_ds, selection, device,

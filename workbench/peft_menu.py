@@ -16,7 +16,9 @@ checked in `post_init`. New types join with `register_peft`, which refuses a tak
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from .config import dataclass_from_args
@@ -59,6 +61,21 @@ def transformer_blocks(model):
     if not lists:
         raise WorkbenchError(f"{type(model).__name__}: no stack of transformer blocks found")
     return max(lists, key=len)
+
+
+def check_against_model(name: str, args: dict[str, Any] | None, model_path: str) -> None:
+    """Checks that need the model's shape but not its weights (read from its config.json,
+    before any run directory exists): top-k-layers' k against the number of blocks."""
+    if name != "top-k-layers":
+        return
+    knobs = dataclass_from_args(TopKLayersArgs, args or {}, where="peft.top-k-layers")
+    config = Path(model_path) / "config.json"
+    if not config.is_file():
+        return  # a hub id: checked when the model is loaded
+    data = json.loads(config.read_text())
+    blocks = (data.get("text_config") or data).get("num_hidden_layers")
+    if isinstance(blocks, int) and knobs.k > blocks:
+        raise WorkbenchError(f"peft.k must be between 1 and {blocks} (the model's blocks), got {knobs.k}")
 
 
 def _freeze_below_top_k(model, args: dict) -> None:

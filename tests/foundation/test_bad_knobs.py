@@ -129,3 +129,9 @@ def test_the_console_command_itself(tmp_path):
                            "--method", "hft", "--peft", "full", "--max-steps", "2", "--run-dir", str(run_dir),
                            "--set", "method.fraction=2"], capture_output=True, text=True, timeout=300)
     _assert_refused(proc.returncode, proc.stderr.strip(), run_dir, r"method\.(?:hft\.)?fraction\b")
+
+
+def test_top_k_above_the_models_blocks_is_refused_before_the_disk(tmp_path, capsys):
+    """k is checked against the model's config.json (its block count), not after loading it."""
+    args = ["--method", "sft", "--dataset", "instructions", "--peft", "top-k-layers", "--set", "peft.k=99"]
+    _assert_refused(*_train(tmp_path, capsys, args), r"peft\.k must be between 1 and \d+ \(the model's blocks\)")
