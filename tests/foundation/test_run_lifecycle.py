@@ -149,13 +149,14 @@ def test_a_write_failing_mid_run_marks_it_failed_with_the_reason(tmp_path, capsy
     run = tmp_path / "run"
 
     def disk_full(rec):
-        if rec.kind == "train" and rec.step == 2:
+        if rec.kind == "train" and rec.step == 3:
             raise OSError(28, "No space left on device", str(run / "metrics.jsonl"))
 
     with pytest.raises(OSError):
         train(TrainConfig(**FAST, max_steps=6, run_dir=str(run)), listeners=[disk_full])
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "failed" and "No space left on device" in summary["reason"]
+    assert summary["steps"] == 3 and summary["resume_from"] == "checkpoint-2"
     # The lock went with the failed run: it resumes.
     assert train(TrainConfig(**FAST, max_steps=6, run_dir=str(run)), resume=True).status == "completed"
 

@@ -115,6 +115,7 @@ class Run:
         self.checkpoint: Path | None = None      # the complete checkpoint a resume starts from
         self.stopped_at: int | None = None
         self.nan_step: int | None = None
+        self.step = 0                            # the last step a record was emitted at
         self.start_info: dict = {}
         self._lock = RunLock(self.path)
         self._finished = False
@@ -185,6 +186,7 @@ class Run:
 
     # ---- records and stop ---------------------------------------------------------------
     def emit(self, rec: MetricsRecord) -> None:
+        self.step = max(self.step, rec.step)
         self.store.append(rec)
         self.records.append(rec)
         for fn in self.listeners:
@@ -305,9 +307,11 @@ class Run:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         reason = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
         try:
+            complete, _ = complete_checkpoints(self.checkpoints_dir)
             self.store.write_summary({"status": status, "reason": reason.splitlines()[0][:500],
-                                      "steps": self.checkpoint_step if self.stopped_at is None else self.stopped_at,
-                                      "max_steps": self.config.get("max_steps"), **self.start_info})
+                                      "steps": max(self.step, self.checkpoint_step),
+                                      "max_steps": self.config.get("max_steps"),
+                                      "resume_from": complete[-1].name if complete else None, **self.start_info})
         except OSError:
             pass
 
