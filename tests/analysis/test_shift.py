@@ -162,3 +162,14 @@ def test_urial_plain_format_stops_at_closing_fence(tiny, forced):
     r = token_shift(Side(model, plain, "plain"), tuned, ["Why?"], max_new_tokens=6,
                     precision="fp32", progress=False)
     assert r.n_tokens == 1 and r.records.loc[0, "token_id"] == fence
+
+
+def test_the_precision_used_is_recorded_in_json_and_report(tiny):
+    from workbench.analysis.html import shift_report
+    from workbench.models.device import cpu_supports_bf16
+
+    r = token_shift(tiny, tiny, PROMPTS[:1], max_new_tokens=2, precision="fp32", progress=False)
+    assert r.settings["precision"] == "fp32" and r.settings["precision_resolved"] == "fp32"
+    auto = token_shift(tiny, tiny, PROMPTS[:1], max_new_tokens=2, precision="auto", progress=False)
+    assert auto.settings["precision_resolved"] == ("bf16" if cpu_supports_bf16() else "fp32")
+    assert f"auto → {auto.settings['precision_resolved']}" in shift_report(auto, plots=False)

@@ -64,7 +64,9 @@ def _summary_table(result) -> str:
             *[(k, f"{v:.1%}") for k, v in fr.items()],
             ("mean KL(tuned‖base)", f"{result.records['kl'].mean():.4f}" if result.n_tokens else "–"),
             ("analysed tokens/s (analysis / end to end)",
-             f"{tps['analysis']:.0f} / {tps['end_to_end']:.0f}")]
+             f"{tps['analysis']:.0f} / {tps['end_to_end']:.0f}"),
+            ("precision (requested → used)", html.escape(
+                f"{result.settings.get('precision', '?')} → {result.settings.get('precision_resolved', '?')}"))]
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
     return f'<table class="tds-table">{body}</table>'
 

@@ -11,15 +11,21 @@ import torch
 from ..models.device import use_bf16
 
 
-def precision_context(model, precision: str = "auto"):
-    """bf16 autocast where the hardware does bf16 natively (3× faster on CPUs with
-    AVX512-BF16), fp32 otherwise or when asked."""
+def resolved_precision(model, precision: str = "auto") -> str:
+    """What `precision` ("auto", "fp32", "bf16") means for this model on this machine:
+    "bf16" (autocast) or "fp32". Reports record it, since the numbers depend on it."""
     device = next(model.parameters()).device.type
     if precision not in ("auto", "fp32", "float32", "bf16", "bfloat16"):
         from ..errors import WorkbenchError
         raise WorkbenchError(f"precision must be auto, fp32 or bf16, not {precision!r}")
-    if device in ("cpu", "cuda") and use_bf16(device, precision):
-        return torch.autocast(device, dtype=torch.bfloat16)
+    return "bf16" if device in ("cpu", "cuda") and use_bf16(device, precision) else "fp32"
+
+
+def precision_context(model, precision: str = "auto"):
+    """bf16 autocast where the hardware does bf16 natively (3× faster on CPUs with
+    AVX512-BF16), fp32 otherwise or when asked."""
+    if resolved_precision(model, precision) == "bf16":
+        return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .prompts import encode, has_chat_template, normalise_prompts, render
 from .resolve import Side, check_spec, resolve_pair
-from .scoring import generate, teacher_forced_logits, token_stats
+from .scoring import generate, resolved_precision, teacher_forced_logits, token_stats
 
 CATEGORIES = ("unshifted", "marginal", "shifted")
 
@@ -219,6 +219,8 @@ def token_shift(base, tuned, prompts, *, max_new_tokens: int = 64, batch_size: i
         timings={"generate_s": gen_s, "analysis_s": ana_s},
         settings={"max_new_tokens": max_new_tokens, "batch_size": batch_size, "top_k": top_k,
                   "greedy": greedy, "rescore_tuned": rescore_tuned, "precision": precision,
+                  # what "auto" became here: the decode itself (and so every number) depends on it
+                  "precision_resolved": resolved_precision(t.model, precision),
                   "tuned_system_prompt": tuned_system_prompt,
                   "eos_token": t.tokenizer.eos_token},
     )
