@@ -114,26 +114,64 @@ def test_lipo_loss_by_hand_and_padding():
     assert lipo_lambda_loss(scores, labels, valid).item() == pytest.approx(want, rel=1e-6)
 
 
+def test_lipo_lambda_matches_paper_worked_case():
+    """LiPO-λ (Liu et al. 2024, Eq. for Δ_ij): Δ_ij = |G_i − G_j|·|1/D(τ_i) − 1/D(τ_j)| with
+    gain G = 2^ψ − 1, discount D(τ) = log2(1 + τ), τ = rank under the *model's* scores; loss
+    Σ_{ψ_i > ψ_j} Δ_ij·log(1 + exp(−(s_i − s_j))). Worked by hand:
+      ψ = (2, 0, 1), s = (1, 3, 2) → τ = (3, 1, 2); G = (3, 0, 1); 1/D = (0.5, 1, 0.6309298)
+      Δ_01 = 3·|0.5 − 1| = 1.5,  Δ_02 = 2·|0.5 − 0.6309298| = 0.2618595,
+      Δ_21 = 1·|0.6309298 − 1| = 0.3690702
+      L = 1.5·log(1+e²) + 0.2618595·log(1+e) + 0.3690702·log(1+e)
+        = 1.5·2.1269280 + (0.2618595 + 0.3690702)·1.3132617 = 4.0189679"""
+    scores = torch.tensor([[1.0, 3.0, 2.0]], requires_grad=True)
+    labels = torch.tensor([[2.0, 0.0, 1.0]])
+    w = lambda_weights(scores, labels)[0]
+    want = torch.tensor([[0.0, 1.5, 0.2618595],
+                         [0.0, 0.0, 0.0],
+                         [0.0, 0.3690702, 0.0]])
+    assert torch.allclose(w, want, atol=1e-6)
+    loss = lipo_lambda_loss(scores, labels)
+    assert loss.item() == pytest.approx(4.0189679, rel=1e-6)
+    # Δ carries no gradient: ∂L/∂s_1 = Σ_i Δ_i1·σ(s_1 − s_i) = 1.5·σ(2) + 0.3690702·σ(1)
+    loss.backward()
+    assert scores.grad[0, 1].item() == pytest.approx(1.5 * 0.8807971 + 0.3690702 * 0.7310586, rel=1e-5)
+
+
 # ---- AFT ---------------------------------------------------------------------------------------
-def test_aft_binary_by_hand():
-    s = torch.tensor([[-1.0, -2.0, -1.5, -4.0]])      # two positives (ψ=1), two negatives (ψ=0)
+def test_aft_matches_paper_worked_case():
+    """AFT's boundary-constrained alignment loss plus its SFT term, binary feedback, worked by
+    hand from the paper's formula (Wang et al. 2023): positives s = (−1, −2), negatives
+    s = (−1.5, −4), B = 1 → T = min(positives) − B = −3.
+      alignment  = log(1 + e^(−1.5+1) + e^(−4+1) + e^(−1.5+2) + e^(−4+2)) = 1.2355803
+      constraint = log(1 + e^(T+1.5) + e^(T+4)) = log(1 + e^−1.5 + e^1) = 1.3715390
+      SFT        = mean NLL of the positives = (1 + 2)/2 = 1.5
+      L          = 4.1071193
+    Run through AFTTrainer.list_loss with AFTArgs' defaults, so the defaults (constraint on,
+    soft form, B = 1, SFT weight 1) and the length normalisation are pinned too."""
+    from workbench.methods.aft import AFTArgs, AFTTrainer
+
+    lengths = torch.tensor([[4.0, 2.0, 5.0, 1.0]])
+    logps = torch.tensor([[-1.0, -2.0, -1.5, -4.0]]) * lengths     # totals; mean log-probs as above
     psi = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
-    pos, neg = [-1.0, -2.0], [-1.5, -4.0]
-    align = math.log(1 + sum(math.exp(n - p) for p in pos for n in neg))
-    assert aft_loss(s, psi, constraint=False).item() == pytest.approx(align, rel=1e-6)
-    # constraint: negatives may sit at most B below the lowest positive (−2): floor −3 → −4 pays 1
-    assert aft_loss(s, psi, boundary=1.0).item() == pytest.approx(align + 1.0, rel=1e-6)
-    assert aft_loss(s, psi, boundary=3.0).item() == pytest.approx(align, rel=1e-6)
+    valid = torch.ones_like(psi, dtype=torch.bool)
+    fake = SimpleNamespace(method_config=AFTArgs())
+    assert AFTTrainer.list_loss(fake, logps, lengths, None, psi, valid).item() == pytest.approx(4.1071193, rel=1e-6)
+    s = logps / lengths
+    assert aft_loss(s, psi, nll_weight=0.0).item() == pytest.approx(1.2355803 + 1.3715390, rel=1e-6)
+    assert aft_loss(s, psi, constraint=False, nll_weight=0.0).item() == pytest.approx(1.2355803, rel=1e-6)
 
 
-def test_aft_ranking_and_constraint_gradient():
-    s = torch.tensor([[-1.0, -2.0, -5.0]], requires_grad=True)   # ψ: 2 > 1 > 0
+def test_aft_ranking_worked_case_and_constraint_gradient():
+    """Ranking feedback ψ = 2 > 1 > 0, s = (−1, −2, −5), B = 1. Each worse response's floor is
+    the lowest score ranked above it, minus B (our reading of the ranking extension):
+      alignment  = log(1 + e^(−2+1) + e^(−5+1) + e^(−5+2)) = 0.3618490
+      constraint = log(1 + e^(−2−(−2)) + e^(−3−(−5))) = log(2 + e²) = 2.2395448
+      SFT        = −s of the top response = 1
+      L          = 3.6013938"""
+    s = torch.tensor([[-1.0, -2.0, -5.0]], requires_grad=True)
     psi = torch.tensor([[2.0, 1.0, 0.0]])
-    terms = [(-1.0, -2.0), (-1.0, -5.0), (-2.0, -5.0)]
-    align = math.log(1 + sum(math.exp(n - p) for p, n in terms))
-    # response 2's lowest better score is −2 → floor −3 (B=1): pays 2; response 1's floor −2: pays 0
     loss = aft_loss(s, psi, boundary=1.0)
-    assert loss.item() == pytest.approx(align + 2.0, rel=1e-6)
+    assert loss.item() == pytest.approx(3.6013938, rel=1e-6)
     loss.backward()
     # the constraint pushes the worst response *up* (negative gradient) despite the alignment term
     assert s.grad[0, 2].item() < 0
@@ -142,13 +180,48 @@ def test_aft_ranking_and_constraint_gradient():
     assert s2.grad[0, 2].item() > 0    # without the constraint it is pushed down further
 
 
+def test_aft_hinge_form_and_sft_term_scope():
+    """constraint_form="hinge" (the earlier reading, kept as an option): each negative pays
+    max(0, T − s). The SFT term skips lists where every response is tied (no positive/negative
+    split) and ignores padding."""
+    s = torch.tensor([[-1.0, -2.0, -1.5, -4.0]])
+    psi = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    align = 1.2355803
+    assert aft_loss(s, psi, boundary=1.0, constraint_form="hinge", nll_weight=0.0).item() == \
+        pytest.approx(align + 1.0, rel=1e-6)                   # −4 sits 1 below the floor −3
+    assert aft_loss(s, psi, boundary=3.0, constraint_form="hinge", nll_weight=0.0).item() == \
+        pytest.approx(align, rel=1e-6)
+    tied = torch.tensor([[-1.0, -2.0, -3.0, 9.0]])
+    same = torch.tensor([[0.0, 0.0, 0.0, 5.0]])
+    pad = torch.tensor([[True, True, True, False]])
+    assert aft_loss(tied, same, pad).item() == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ValueError):
+        aft_loss(s, psi, constraint_form="hard")
+
+
 # ---- ASFT / BCO ---------------------------------------------------------------------------------
-def test_asft_by_hand():
-    c, r, nll = torch.tensor([-0.5, -1.0]), torch.tensor([-2.0, -0.2]), torch.tensor([0.5, 1.0])
-    want = sum(nw + 2.0 * (-lsig(0.5 * ci) - lsig(-0.5 * ri)) for nw, ci, ri in
-               zip([0.5, 1.0], [-0.5, -1.0], [-2.0, -0.2])) / 2
-    got = asft_loss(c, r, nll, beta=0.5, lam=2.0, nll_weight=1.0).item()
-    assert got == pytest.approx(want, rel=1e-6)
+def test_asft_matches_paper_odds_formula():
+    """ASFT (Wang et al. 2024): L = NLL(y_w) − λ·[log σ(r(y_w)) + log σ(−r(y_l))] with the odds
+    score r(y) = log(P/(1 − P)), P = exp(mean token log-prob). Worked by hand, P_w = 0.5,
+    P_l = 0.2 (s = log P):
+      r_w = log(0.5/0.5) = 0          → −log σ(0) = log 2 = 0.6931472
+      r_l = log(0.2/0.8) = −log 4     → −log σ(log 4) = −log(4/5) = 0.2231436
+      (= −log P_w − log(1 − P_l), the identity σ(r) = P)
+      NLL(y_w) = 0.6931472, λ = 0.5:  L = 0.6931472 + 0.5·(0.6931472 + 0.2231436) = 1.1512926
+    With the tempering β = 2: −log σ(2·log 4) = log(17/16) = 0.0606246 for the rejected term."""
+    c = torch.tensor([math.log(0.5)])
+    r = torch.tensor([math.log(0.2)])
+    nll = torch.tensor([0.6931472])
+    assert asft_loss(c, r, nll, lam=0.5).item() == pytest.approx(1.1512926, rel=1e-6)
+    assert asft_loss(c, r, nll, nll_weight=0.0).item() == pytest.approx(0.6931472 + 0.2231436, rel=1e-6)
+    assert asft_loss(c, r, nll, beta=2.0, nll_weight=0.0).item() == pytest.approx(0.6931472 + 0.0606246, rel=1e-6)
+    # the defaults are the paper's weights: SFT term 1, λ 1, β 1
+    from workbench.methods.asft import ASFTArgs
+
+    m = ASFTArgs()
+    assert (m.nll_weight, m.lam, m.beta, m.length_normalize) == (1.0, 1.0, 1.0, True)
+    # a response the model already always produces (P → 1) stays finite
+    assert torch.isfinite(asft_loss(torch.tensor([0.0]), r, nll))
 
 
 def test_asft_terms_are_absolute_not_a_margin():

@@ -1,7 +1,8 @@
 """Aligned SFT (ASFT): absolute likelihood on each response of a pair — push the chosen
-one up and the rejected one down through their own sigmoids, plus NLL on the chosen; no
-reference model, no Bradley–Terry margin. Loss: workbench.methods.losses.asft_loss;
-trainer: `ASFTTrainer` (a PairObjectiveTrainer)."""
+one up and the rejected one down through the sigmoid of its own log-odds
+log(P/(1 − P)), P the length-normalised likelihood, plus NLL on the chosen; no reference
+model, no Bradley–Terry margin. Loss: workbench.methods.losses.asft_loss; trainer:
+`ASFTTrainer` (a PairObjectiveTrainer)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,11 +15,13 @@ from .trainers.objective import PairObjectiveTrainer, build_objective_trainer
 
 @dataclass
 class ASFTArgs(ProbeArgs):
-    beta: float = field(default=1.0, metadata={"help": "β: scale of the log-likelihood inside each sigmoid"})
+    beta: float = field(default=1.0, metadata={
+        "help": "β: tempering of the log-odds inside each sigmoid (1 = the paper's ASFT; β is a later addition)"})
     lam: float = field(default=1.0, metadata={"help": "λ: weight of the absolute-likelihood alignment term"})
-    nll_weight: float = field(default=1.0, metadata={"help": "weight of the NLL (SFT) term on the chosen response"})
+    nll_weight: float = field(default=1.0, metadata={
+        "help": "weight of the NLL (SFT) term on the chosen response (paper: 1)"})
     length_normalize: bool = field(default=True, metadata={
-        "help": "score = mean per-token log-prob (else total log-prob)"})
+        "help": "P = exp(mean per-token log-prob), as the paper (else exp(total log-prob))"})
 
     def __post_init__(self):  # checked when the config is built, before any run directory
         super().__post_init__()
@@ -43,5 +46,5 @@ def build_asft_trainer(ctx):
 
 register(MethodSpec(
     name="asft", config_cls=ASFTArgs, data_format="preference",
-    summary="Aligned SFT: absolute likelihood up for chosen, down for rejected; no reference (inference)",
+    summary="Aligned SFT: log-odds of chosen up, of rejected down (absolute, not a margin); no reference",
     build_trainer=build_asft_trainer, family="preference"))

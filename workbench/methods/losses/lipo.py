@@ -5,10 +5,10 @@ For one prompt with K responses, labels ψ_i and scores s_i = β·(log π(y_i|x)
     L = Σ_{i,j: ψ_i > ψ_j} Δ_ij · log(1 + exp(−(s_i − s_j)))
     Δ_ij = |G_i − G_j| · |1/D(τ_i) − 1/D(τ_j)|,  G = 2^ψ − 1,  D(τ) = log2(1 + τ)
 
-with τ_i the 1-based rank of response i when sorted by the current scores (LambdaRank
-weights; (inference) from the abstract's "weights each preference pair" plus LambdaLoss).
-Δ is treated as a constant (no gradient). With K = 2, ψ = (1, 0) it is DPO's loss up to the
-constant weight Δ_12 = 1 − 1/log2(3)."""
+with τ_i the 1-based rank of response i when sorted by the current scores (the paper's
+LambdaRank weights, from LambdaLoss; checked against a list worked by hand in
+tests/methods_pref/test_pref_losses.py). Δ is treated as a constant (no gradient).
+With K = 2, ψ = (1, 0) it is DPO's loss up to the constant weight Δ_12 = 1 − 1/log2(3)."""
 from __future__ import annotations
 
 import torch
