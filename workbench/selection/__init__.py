@@ -4,10 +4,12 @@
     sel = select(dataset, "ifd", fraction=0.2, scorer="smollm2-135m-instruct")
     sel.indices, sel.scores, sel.diagnostics, sel.subset(dataset)
 
-Strategies register themselves by name; each lives in its own module. `uds_select` is
-the online (inside-training) batch selector.
+Strategies register themselves by name; each lives in its own module. `uds` runs UDS's
+scoring offline over the pool; `uds_select` / `update_memory` score one batch you hand
+them. UDS's online use (selecting inside the training loop) is not implemented: no
+trainer calls them.
 """
-from . import deita, dsir, kmeans, longest, perplexity, random_subset, zipfit  # noqa: F401  (register)
+from . import deita, dsir, kmeans, longest, perplexity, random_subset, uds, zipfit  # noqa: F401  (register)
 from .base import Selection, get_strategy, list_strategies, select
 from .uds import uds_select, update_memory
 

@@ -3,6 +3,7 @@ registry. Each strategy lives in its own module and registers itself with `@stra
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -35,7 +36,7 @@ class Selection:
         if self.scores is not None and len(self.indices):
             chosen = self.scores[self.indices]
             parts.append(f"score chosen mean {np.nanmean(chosen):.4g} vs pool {np.nanmean(self.scores):.4g}")
-        for key in ("kl_reduction", "clusters_covered", "dropped_near_duplicates"):
+        for key in ("kl_reduction", "clusters_covered", "dropped_near_duplicates", "short_of_k"):
             if key in self.diagnostics:
                 v = self.diagnostics[key]
                 parts.append(f"{key} {v:.4g}" if isinstance(v, float) else f"{key} {v}")
@@ -104,9 +105,15 @@ def select(dataset, strategy: str, k: int | None = None, fraction: float | None 
     rng = np.random.default_rng(seed)
     indices, scores, diag = spec.run(pool, n_rows, rng, cfg)
     indices = [int(i) for i in indices]
-    if len(indices) != n_rows or len(set(indices)) != n_rows:  # a strategy bug, not user input
+    # A filtering strategy (ifd with above_max=drop, as its reference does) may return fewer
+    # rows than asked and says so with diagnostics["short_of_k"]; anything else is a bug.
+    expect = n_rows - int(diag.get("short_of_k", 0))
+    if len(indices) != expect or len(set(indices)) != expect:  # a strategy bug, not user input
         raise RuntimeError(f"strategy {strategy} returned {len(indices)} indices "
                            f"({len(set(indices))} distinct) for k={n_rows}")
+    if expect < n_rows:
+        warnings.warn(f"selection.{strategy}: only {expect} of the k={n_rows} rows asked for pass its filter; "
+                      f"returning {expect} (see the strategy's knobs to relax the filter)", stacklevel=2)
     diag = {"pool_size": len(pool), "k": n_rows, **diag}
     if pool.categories is not None:
         diag.setdefault("coverage_before", _counts(pool.categories))

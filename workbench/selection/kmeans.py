@@ -1,13 +1,35 @@
 """`kmeans`: diversity by clustering (Diversify and Conquer, Yu et al. 2024).
 
-Embed the rows, run scikit-learn KMeans, then spread the budget across clusters (equal
-quotas, water-filled where a cluster is too small), picking inside each cluster at random
-or nearest its centroid. With `rounds > 1` the budget is spent in rounds and clusters are
-re-weighted after each by how useful their rows were: by default the mean per-cluster
-loss reduction on held-out probe rows after a few fine-tuning steps of the scorer model on
-that round's picks, or any callable `usefulness(pool, labels, chosen) -> per-cluster
-scores`. Turning usefulness into weights by a softmax of the standardised scores is our
-reading of the paper's re-weighting (inference).
+Embed the rows, run scikit-learn KMeans, then spread the budget across clusters and pick
+inside each cluster at random (or nearest its centroid with `within=centroid`).
+
+- `allocation=proportional` (default, the reference's `KMeansRandom`): each cluster gets
+  floor(|cluster| / N · budget) rows, as the reference's `int(...)` does; the reference then
+  returns fewer rows than asked, so the rows its flooring leaves over go one each to the
+  clusters with the largest fractional parts (largest-remainder rounding; our addition so
+  that exactly k rows come back). `allocation=equal`: equal quotas, water-filled where a
+  cluster is too small (the workbench's earlier default; the reference's iterative script
+  also starts its first round with equal quotas).
+- `rounds > 1`: iterative refinement. The budget is spent in rounds; after each round
+  every cluster gets a usefulness score and the next round's quotas follow from it.
+  Defaults follow the reference (`selection/iter.py`): `usefulness=reward_gap`, the mean
+  over the cluster's rows selected so far of reward(gold answer) − reward(answer generated
+  by the model fine-tuned on the selection), and `reweight=sample`: cluster weights
+  exp(u) / Σ exp(u), and the round's budget is drawn cluster by cluster from that
+  distribution (multinomial), capped by what is left in each cluster. Our readings: the
+  reference trains a full fine-tune and scores with a reward model
+  (hh_rlhf_rm_open_llama_3b); here the scorer is fine-tuned for `train_steps` AdamW steps
+  and, unless a `reward(instructions, responses) -> scores` callable is given, the reward
+  is the frozen scorer's mean token log-likelihood of the answer; rows the cap leaves
+  over are redrawn among clusters with room (the reference leaves them unspent); a
+  cluster with no selected row yet scores 0. The reference's round budget is
+  N · portion / K / rounds (divided by K once more than the first round's); we spend
+  budget / rounds every round.
+- Kept as named options: `usefulness=loss_reduction` (mean loss reduction on held-out
+  rows of the cluster after the fine-tuning steps) or any callable
+  `usefulness(pool, labels, chosen) -> per-cluster scores` (`chosen` = the round's picks);
+  `reweight=softmax_z`: deterministic quotas ∝ softmax(standardised usefulness /
+  temperature) (the workbench's earlier reading).
 """
 from __future__ import annotations
 
@@ -32,10 +54,20 @@ class KmeansKnobs:
         "help": "minilm or a workbench model name (mean-pooled hidden states)"})
     text: str = field(default="both", metadata={"help": "embed instruction, response or both"})
     embeddings: Any = field(default=None, metadata={"help": "precomputed (rows × dim) embeddings instead of embedding"})
+    allocation: str = field(default="proportional", metadata={
+        "help": "proportional = quotas ∝ cluster size (reference); equal = the same quota per cluster"})
     rounds: int = field(default=1, metadata={"help": "selection rounds; > 1 re-weights clusters by usefulness"})
-    usefulness: Any = field(default="loss_reduction", metadata={
-        "help": "loss_reduction or a callable (pool, labels, chosen) -> per-cluster scores"})
-    temperature: float = field(default=1.0, metadata={"help": "softmax temperature of the re-weighting"})
+    usefulness: Any = field(default="reward_gap", metadata={
+        "help": "reward_gap (reference: reward(gold) − reward(generated) on the cluster's picks), "
+                "loss_reduction, or a callable (pool, labels, chosen) -> per-cluster scores"})
+    reweight: str = field(default="sample", metadata={
+        "help": "sample = draw the round's budget from softmax(usefulness) (reference); "
+                "softmax_z = quotas ∝ softmax(standardised usefulness / temperature)"})
+    temperature: float = field(default=1.0, metadata={"help": "softmax temperature (reweight=softmax_z only)"})
+    reward: Any = field(default="scorer_loglik", metadata={
+        "help": "reward_gap's reward: scorer_loglik (frozen scorer's mean token log-likelihood) "
+                "or a callable (instructions, responses) -> scores"})
+    max_new_tokens: int = field(default=64, metadata={"help": "length of the generated answers (reward_gap)"})
     scorer: str = field(default="smollm2-135m-instruct", metadata={
         "help": "model fine-tuned briefly to measure loss reduction"})
     train_steps: int = field(default=4, metadata={"help": "fine-tuning steps per round (loss_reduction)"})
@@ -51,6 +83,34 @@ def pool_embeddings(pool, knobs) -> np.ndarray:
                                  f"got shape {emb.shape}")
         return emb
     return embed(pool.texts(knobs.text), knobs.embedder)
+
+
+def proportional_quotas(sizes, k: int) -> np.ndarray:
+    """Quotas ∝ cluster size: floor(size / N · k) as the reference rounds, then the rows
+    the flooring leaves over one each to the largest fractional parts (ties: lower index)."""
+    sizes = np.asarray(sizes, dtype=int)
+    exact = sizes * k / sizes.sum()
+    quota = np.floor(exact + 1e-9).astype(int)
+    left = k - quota.sum()
+    if left > 0:
+        frac = exact - quota
+        quota[np.argsort(-frac, kind="stable")[:left]] += 1
+    return np.minimum(quota, sizes)
+
+
+def sampled_quotas(room, weights, budget: int, rng) -> np.ndarray:
+    """The reference's draw: `budget` cluster ids drawn with replacement with probabilities
+    `weights`, each cluster capped by its room; the capped-off rows are redrawn among the
+    clusters with room (our reading; the reference leaves them unspent)."""
+    room = np.asarray(room, dtype=int)
+    p = np.asarray(weights, dtype=float)
+    quota = np.minimum(rng.multinomial(int(budget), p / p.sum()), room)
+    while quota.sum() < budget:
+        open_ = quota < room
+        q = np.where(open_, p, 0.0)
+        q = q / q.sum() if q.sum() > 0 else open_ / open_.sum()
+        quota = np.minimum(quota + rng.multinomial(int(budget - quota.sum()), q), room)
+    return quota
 
 
 def allocate(sizes: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
@@ -106,10 +166,42 @@ def _loss_reduction_fn(knobs, rng):
     return usefulness
 
 
-@strategy("kmeans", KmeansKnobs, "k-means on embeddings, budget spread across clusters (Diversify and Conquer)")
+def _reward_gap_fn(knobs, rng):
+    from .scoring import generate, load_scorer, response_losses, train_steps
+
+    base, tok = load_scorer(knobs.scorer)
+    model = copy.deepcopy(base)  # fine-tuned across rounds on the selection; the cached scorer stays intact
+    if callable(knobs.reward):
+        reward = knobs.reward
+    elif knobs.reward == "scorer_loglik":
+        def reward(ins, res):
+            return -response_losses(base, tok, ins, res, progress=False)
+    else:
+        raise WorkbenchError(f"selection.kmeans.reward: expected scorer_loglik or a callable, got {knobs.reward!r}")
+    seen: list[int] = []
+
+    def usefulness(pool, labels, chosen):
+        seen.extend(int(i) for i in chosen)
+        train_steps(model, tok, [pool.instructions[i] for i in chosen], [pool.responses[i] for i in chosen],
+                    steps=knobs.train_steps, lr=knobs.learning_rate, seed=int(rng.integers(1 << 31)))
+        ins = [pool.instructions[i] for i in seen]
+        gen = generate(model, tok, ins, max_new_tokens=knobs.max_new_tokens)
+        gap = (np.asarray(reward(ins, [pool.responses[i] for i in seen]), dtype=float)
+               - np.asarray(reward(ins, gen), dtype=float))
+        lab = labels[seen]
+        return np.array([np.nanmean(gap[lab == c]) if np.any(lab == c) else 0.0
+                         for c in range(labels.max() + 1)])
+    return usefulness
+
+
+@strategy("kmeans", KmeansKnobs, "k-means on embeddings, budget ∝ cluster size (Diversify and Conquer)")
 def select_kmeans(pool, k, rng, knobs):
     if knobs.within not in ("random", "centroid"):
         raise WorkbenchError(f"selection.kmeans.within: expected random or centroid, got {knobs.within!r}")
+    if knobs.allocation not in ("proportional", "equal"):
+        raise WorkbenchError(f"selection.kmeans.allocation: expected proportional or equal, got {knobs.allocation!r}")
+    if knobs.reweight not in ("sample", "softmax_z"):
+        raise WorkbenchError(f"selection.kmeans.reweight: expected sample or softmax_z, got {knobs.reweight!r}")
     if knobs.rounds < 1:
         raise WorkbenchError(f"selection.kmeans.rounds: must be ≥ 1, got {knobs.rounds}")
     emb = pool_embeddings(pool, knobs)
@@ -121,13 +213,17 @@ def select_kmeans(pool, k, rng, knobs):
     dist = np.linalg.norm(emb - km.cluster_centers_[labels], axis=1)
     useful = None
     if knobs.rounds > 1:
-        useful = knobs.usefulness if callable(knobs.usefulness) else None
-        if useful is None and knobs.usefulness != "loss_reduction":
-            raise WorkbenchError("selection.kmeans.usefulness: expected loss_reduction or a callable, "
+        if callable(knobs.usefulness):
+            useful = knobs.usefulness
+        elif knobs.usefulness == "reward_gap":
+            useful = _reward_gap_fn(knobs, rng)
+        elif knobs.usefulness == "loss_reduction":
+            useful = _loss_reduction_fn(knobs, rng)
+        else:
+            raise WorkbenchError("selection.kmeans.usefulness: expected reward_gap, loss_reduction or a callable, "
                                  f"got {knobs.usefulness!r}")
-        useful = useful or _loss_reduction_fn(knobs, rng)
 
-    weights = np.ones(n_clusters)
+    weights = None  # None: the first round's allocation rule
     chosen: list[int] = []
     history = []
     budgets = np.diff(np.linspace(0, k, knobs.rounds + 1).round().astype(int))
@@ -135,19 +231,29 @@ def select_kmeans(pool, k, rng, knobs):
         taken = np.zeros(len(pool), bool)
         taken[chosen] = True
         sizes = np.array([np.sum((labels == c) & ~taken) for c in range(n_clusters)])
-        quota = allocate(sizes, weights, int(budget))
+        if weights is None:
+            quota = (proportional_quotas(sizes, int(budget)) if knobs.allocation == "proportional"
+                     else allocate(sizes, np.ones(n_clusters), int(budget)))
+        elif knobs.reweight == "sample":
+            quota = sampled_quotas(sizes, weights, int(budget), rng)
+        else:
+            quota = allocate(sizes, weights, int(budget))
         new = [int(i) for c in range(n_clusters)
                for i in _pick(np.where((labels == c) & ~taken)[0], quota[c], rng,
                               dist if knobs.within == "centroid" else None)]
         chosen += new
         if useful is not None and r < len(budgets) - 1:
             u = np.asarray(useful(pool, labels, np.array(new)), dtype=float)
-            z = (u - u.mean()) / (u.std() + 1e-12)
-            weights = np.exp(z / knobs.temperature)
+            if knobs.reweight == "sample":
+                weights = np.exp(u - u.max())  # exp(u) / Σ exp(u), as the reference normalises
+            else:
+                z = (u - u.mean()) / (u.std() + 1e-12)
+                weights = np.exp(z / knobs.temperature)
             history.append({"round": r, "usefulness": u.tolist(), "weights": (weights / weights.sum()).tolist()})
     counts = np.bincount(labels[chosen], minlength=n_clusters)
     return np.array(chosen), None, {
         "labels": labels, "embeddings": emb, "n_clusters": n_clusters,
         "clusters_covered": int(np.sum(counts > 0)), "per_cluster": counts.tolist(),
+        "cluster_sizes": np.bincount(labels, minlength=n_clusters).tolist(),
         "reweighting": history,
     }

@@ -1,11 +1,17 @@
 """Model-scored difficulty: `perplexity` and `ifd` (Superfiltering).
 
 - perplexity: the response's mean token loss given its instruction.
-- ifd: Instruction-Following Difficulty = loss(response | instruction) / loss(response).
-  Near 1 the instruction barely helps predict the response (hard, informative rows);
-  far below 1 the response follows from the instruction. Superfiltering (Li et al. 2024)
-  shows a small model's IFD ranks data almost as well as a large one's, and drops rows
-  with IFD ≥ 1, where the instruction does not help at all (often misaligned pairs).
+- ifd: Instruction-Following Difficulty, as the reference code computes it (Cherry LLM /
+  Superfiltering, `ifd_ppl = ppl_A_condition / ppl_A_direct`): the ratio of *perplexities*
+  PPL(response | instruction) / PPL(response), PPL = exp(mean token NLL), i.e.
+  exp(loss(r|i) − loss(r)). Near 1 the instruction barely helps predict the response
+  (hard, informative rows); far below 1 the response follows from the instruction.
+  Superfiltering (Li et al. 2024) shows a small model's IFD ranks data almost as well as a
+  large one's. Rows with IFD ≥ 1 (the instruction does not help at all, often misaligned
+  pairs) are *dropped*, as the reference's `select_data.py` does, so the selection can be
+  shorter than k. Kept as named options: `score=loss_ratio` (loss(r|i)/loss(r), the
+  workbench's earlier reading, which orders rows differently) and
+  `above_max=rank_last` (rows at/above `max_ifd` ranked after all others, k always met).
 """
 from __future__ import annotations
 
@@ -62,7 +68,12 @@ class PerplexityKnobs:
 class IfdKnobs:
     scorer: str = field(default="smollm2-135m-instruct", metadata={"help": _HELP["scorer"]})
     max_ifd: float = field(default=1.0, metadata={
-        "help": "rows with IFD at or above this rank last (Superfiltering drops IFD ≥ 1)"})
+        "help": "rows with IFD at or above this are dropped (the reference drops IFD ≥ 1)"})
+    score: str = field(default="ppl_ratio", metadata={
+        "help": "ppl_ratio = PPL(r|i)/PPL(r) (reference); loss_ratio = loss(r|i)/loss(r) (earlier reading)"})
+    above_max: str = field(default="drop", metadata={
+        "help": "drop = exclude rows at/above max_ifd, selection may be shorter than k (reference); "
+                "rank_last = rank them after all others, always k rows"})
     batch_size: int = field(default=8, metadata={"help": _HELP["batch_size"]})
     max_length: int = field(default=512, metadata={"help": _HELP["max_length"]})
     progress: bool = field(default=True, metadata={"help": _HELP["progress"]})
@@ -78,16 +89,41 @@ def select_perplexity(pool, k, rng, knobs):
 
 
 def ifd_scores(pool, knobs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(IFD, loss with instruction, loss without): IFD per `knobs.score` (ppl_ratio by default)."""
     with_inst = _losses(pool, knobs, True, "ifd: with instruction")
     without = _losses(pool, knobs, False, "ifd: without instruction")
-    return with_inst / without, with_inst, without
+    score = getattr(knobs, "score", "ppl_ratio")
+    if score == "ppl_ratio":
+        ifd = np.exp(with_inst - without)  # = PPL(r|i) / PPL(r), the reference's ratio, without overflow
+    elif score == "loss_ratio":
+        ifd = with_inst / without
+    else:
+        raise WorkbenchError(f"selection.ifd.score: expected ppl_ratio or loss_ratio, got {score!r}")
+    return ifd, with_inst, without
 
 
-@strategy("ifd", IfdKnobs, "instruction-following difficulty loss(r|i)/loss(r), Superfiltering")
+_IFD_LABEL = {"ppl_ratio": "IFD = PPL(response|instruction) / PPL(response)",
+              "loss_ratio": "IFD (loss_ratio) = loss(response|instruction) / loss(response)"}
+
+
+@strategy("ifd", IfdKnobs, "instruction-following difficulty PPL(r|i)/PPL(r); IFD ≥ 1 dropped (Superfiltering)")
 def select_ifd(pool, k, rng, knobs):
+    if knobs.score not in _IFD_LABEL:  # checked before the (costly) scoring
+        raise WorkbenchError(f"selection.ifd.score: expected ppl_ratio or loss_ratio, got {knobs.score!r}")
+    if knobs.above_max not in ("drop", "rank_last"):
+        raise WorkbenchError(f"selection.ifd.above_max: expected drop or rank_last, got {knobs.above_max!r}")
     ifd, with_inst, without = ifd_scores(pool, knobs)
-    eligible = np.where(ifd < knobs.max_ifd, ifd, -np.inf)  # over the cap: ranked after all others
-    order = top_k(np.nan_to_num(eligible, nan=-np.inf), k)
-    return order, ifd, {"score": "IFD = loss(response|instruction) / loss(response)",
-                        "loss_with_instruction": with_inst, "loss_without_instruction": without,
-                        "above_max_ifd": int(np.sum(ifd >= knobs.max_ifd))}
+    ok = np.isfinite(ifd) & (ifd < knobs.max_ifd)  # NaN (no response tokens) never passes
+    eligible = np.where(ok, ifd, -np.inf)
+    order = top_k(eligible, k)
+    if knobs.above_max == "drop":
+        order = order[ok[order]]
+        if len(order) == 0:
+            raise WorkbenchError(f"selection.ifd: no row has IFD < max_ifd={knobs.max_ifd} (rows without an "
+                                 "instruction all score 1); raise max_ifd or set above_max=rank_last")
+    diag = {"score": _IFD_LABEL[knobs.score], "loss_with_instruction": with_inst,
+            "loss_without_instruction": without, "above_max_ifd": int(np.sum(~ok)),
+            "above_max": knobs.above_max}
+    if len(order) < k:
+        diag["short_of_k"] = int(k - len(order))
+    return order, ifd, diag

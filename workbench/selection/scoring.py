@@ -103,3 +103,24 @@ def train_steps(model, tok, instructions, responses, *, steps: int, lr: float, b
         loss.backward()
         opt.step()
     model.eval()
+
+
+def generate(model, tok, instructions: list[str | None], *, max_new_tokens: int = 64, batch_size: int = 8,
+             max_length: int = 256) -> list[str]:
+    """Greedy answers of `model` to each instruction (same chat-template prefix as the
+    losses): what the k-means reward-gap re-weighting compares with the gold answers."""
+    device = next(model.parameters()).device
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    out: list[str] = []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(instructions), batch_size):
+            prefixes = [tok(_prefix(tok, i), add_special_tokens=False)["input_ids"][-max_length:]
+                        for i in instructions[start:start + batch_size]]
+            width = max(len(p) for p in prefixes)
+            ids = torch.tensor([[pad] * (width - len(p)) + p for p in prefixes], device=device)
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prefixes], device=device)
+            gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                 do_sample=False, pad_token_id=pad)
+            out += tok.batch_decode(gen[:, width:], skip_special_tokens=True)
+    return out
