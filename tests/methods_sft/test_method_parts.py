@@ -1,5 +1,6 @@
 """The non-loss parts of the methods on small real inputs: masking, HFT's selection,
 S3FT's target choice, and our DFT against TRL's own on a real batch."""
+import copy
 import random
 
 import pytest
@@ -40,17 +41,36 @@ def test_mask_token_defaults_and_bad_token(tiny):
         mask_token_id(tok, "not one token at all")
 
 
-def test_hft_selects_half_of_each_block_category(tiny):
+def test_hft_trains_exactly_the_papers_half(tiny):
+    """HFT (Hui et al. 2024) on a LLaMA block: 2 of the 4 attention matrices in every block;
+    of the 3 FFN matrices, 2 in half the blocks and 1 in the other half, so exactly half of
+    the FFN; norms (our reading) 1 of 2 per block. Expected sizes come from the config."""
     model, _ = tiny
-    groups = parameter_groups(model)
-    assert len(groups) == model.config.num_hidden_layers
-    chosen = {id(p) for p in choose_half(model, 0.5, random.Random(0))}
-    for block in groups:
-        for cat in block:
-            k = sum(id(p) in chosen for _, p in cat)
-            assert k == max(1, round(len(cat) / 2))
-    other = {id(p) for p in choose_half(model, 0.5, random.Random(1))}
-    assert other != chosen  # a new stage draws a new half
+    c = model.config
+    h, i, n_layers = c.hidden_size, c.intermediate_size, c.num_hidden_layers
+    kv = c.num_key_value_heads * c.head_dim  # grouped-query attention: k and v are narrower
+    size = {"q_proj": h * h, "k_proj": kv * h, "v_proj": kv * h, "o_proj": h * h,
+            "gate_proj": i * h, "up_proj": i * h, "down_proj": h * i,
+            "input_layernorm": h, "post_attention_layernorm": h}
+    attn, ffn, norms = {"q_proj", "k_proj", "v_proj", "o_proj"}, {"gate_proj", "up_proj", "down_proj"}, \
+        {"input_layernorm", "post_attention_layernorm"}
+    layers = model.model.layers
+    assert sum(p.numel() for p in layers.parameters()) == n_layers * sum(size.values())  # the shapes above
+    assert len(parameter_groups(model)) == n_layers
+    draws = set()
+    for seed in range(6):
+        chosen = {id(p) for p in choose_half(model, 0.5, random.Random(seed))}
+        on = [{name.split(".")[-2] for name, p in layer.named_parameters() if id(p) in chosen} for layer in layers]
+        assert all(len(s & attn) == 2 and len(s & norms) == 1 for s in on)
+        assert sorted(len(s & ffn) for s in on) == [1] * (n_layers // 2) + [2] * (n_layers // 2)
+        assert all(s <= attn | ffn | norms for s in on)
+        trainable = sum(p.numel() for p in model.parameters() if id(p) in chosen)
+        assert trainable == sum(size[m] for s in on for m in s)
+        ffn_trainable = sum(size[m] for s in on for m in s & ffn)
+        assert 2 * ffn_trainable == n_layers * 3 * i * h  # exactly half of the FFN weights
+        assert 2 * sum(size[m] for s in on for m in s & norms) == n_layers * 2 * h
+        draws.add(tuple(frozenset(s) for s in on))
+    assert len(draws) > 1  # a new stage draws a new half
 
 
 def test_s3ft_uses_own_answer_only_when_checker_says_right():
@@ -75,14 +95,31 @@ def test_our_dft_equals_trls_dft_on_a_real_batch(tiny, tmp_path):
     args = SFTConfig(output_dir=str(tmp_path), loss_type="dft", report_to="none", use_cpu=True,
                      per_device_train_batch_size=3, max_length=128)
     ds = Dataset.from_list(rows)
+    # The reference is a genuinely different model: a copy with every weight perturbed.
+    ref = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
     trl_trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
     ours = AnchoredSFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
-                              kl_coef=0.0, kl_direction="ref_policy", ref_model=model)
+                              kl_coef=0.0, kl_direction="ref_policy", ref_model=ref)
     batch = trl_trainer.data_collator([trl_trainer.train_dataset[i] for i in range(3)])
     model.train()  # the train path (token counting, train metrics); the model has no dropout
-    with torch.no_grad():
-        a = trl_trainer.compute_loss(model, dict(batch))
-        b = ours.compute_loss(model, dict(batch))
+    try:
+        with torch.no_grad():
+            a = trl_trainer.compute_loss(model, dict(batch))
+            b = ours.compute_loss(model, dict(batch))
+            # by hand: KL(π_ref ‖ π_θ) over the vocabulary at each completion position, in float64,
+            # averaged over those positions
+            inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+            log_pol = torch.log_softmax(model(**inputs).logits[:, :-1].double(), -1)
+            log_ref = torch.log_softmax(ref(**inputs).logits[:, :-1].double(), -1)
+            kl = torch.nn.functional.kl_div(log_pol, log_ref, log_target=True, reduction="none").sum(-1)
+            completion = batch["labels"][:, 1:] != -100
+            expected = kl[completion].mean().item()
+    finally:
+        model.eval()
     assert a.item() == pytest.approx(b.item(), rel=1e-4)
-    assert ours._metrics["train"]["kl_to_ref"][-1] == pytest.approx(0.0, abs=1e-6)
-    model.eval()
+    assert expected > 1e-3  # the perturbation moved the distribution: a KL of 0 would be wrong
+    assert ours._metrics["train"]["kl_to_ref"][-1] == pytest.approx(expected, rel=1e-4)

@@ -55,12 +55,59 @@ def test_loss_reweighting_loss_falls_with_uneven_weights(tmp_path):
     assert max(train_values(r, "weight_max")) > 1.0 > min(train_values(r, "weight_min"))
 
 
-def test_s3ft_self_generates_then_trains(tmp_path):
-    # a random model answers nothing right, so every target is gold: own share 0
-    r = run_tiny(tmp_path, "s3ft", dataset="arithmetic", max_rows=8, max_length=96, max_steps=8,
-                 method_args={"max_new_tokens": 4})
-    assert set(train_values(r, "s3ft_own_share")) == {0.0}
-    assert falls(train_values(r, "loss"), by=0.1)
+def test_s3ft_trains_on_the_models_own_answer_where_it_is_right(tmp_path):
+    """A starting model that does answer: tiny-llama after a short SFT on "Answer: 7". Rows
+    whose gold answer is what that model itself answers must be trained on its own
+    response, the rest on gold; the logged own share must be the exact share of such rows
+    among the training rows (not 0, which would be plain SFT). Then the paper's three tiers
+    (own, paraphrase of gold, gold) on fixed responses."""
+    import json
+
+    from workbench import data
+    from workbench.methods.s3ft import choose_tiers, generate_responses, paraphrase_prompts
+    from workbench.models import load_model
+
+    def write(name, rows):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return str(tmp_path / name)
+
+    def ask(k):
+        return [{"role": "user", "content": f"What is {k} + {7 - k}?"}]
+
+    seven = write("seven.jsonl", [{"prompt": ask(k), "completion": [{"role": "assistant", "content": "Answer: 7"}]}
+                                  for k in range(8)])
+    warm = run_tiny(tmp_path, "sft", dataset=seven, max_rows=None, max_steps=30, max_length=48)
+    start = str(tmp_path / "sft-full" / "final")
+    model, tok = load_model(start, device="cpu")
+    prompts = [ask(k) for k in range(20, 32)]
+    responses = generate_responses(model, tok, prompts, max_new_tokens=6, batch_size=1)
+    assert all("Answer:" in r for r in responses), responses  # the warm-up took
+    # the first half: the gold answer is the one the model gives; the second half: one it never gives
+    rows = [{"prompt": p, "answer": r.split("Answer:")[-1].strip(), "task": "custom", "solution": "gold.\nAnswer: x"}
+            for p, r in zip(prompts[:6], responses)]
+    rows += [{"prompt": p, "answer": "unreachable", "task": "custom", "solution": "Answer: unreachable"}
+             for p in prompts[6:]]
+    path = write("own.jsonl", rows)
+
+    train_rows = list(data.load(path, format="verifiable", split="train", seed=0))
+    expected = sum(r["answer"] != "unreachable" for r in train_rows) / len(train_rows)
+    assert 0 < expected < 1 and warm.status == "completed"
+    # tier 2 (paraphrase of gold) for the wrong rows: right only if it still ends in the gold answer
+    wrong = [row for row in train_rows if row["answer"] == "unreachable"]
+    paraphrases = generate_responses(model, tok, paraphrase_prompts(wrong), max_new_tokens=6, batch_size=1)
+    expected_para = sum(t.split("Answer:")[-1].strip() == "unreachable" for t in paraphrases) / len(train_rows)
+    r = run_tiny(tmp_path, "s3ft", model=start, dataset=path, max_rows=None, max_length=64, max_steps=6,
+                 seed=0, method_args={"max_new_tokens": 6, "generation_batch_size": 1})
+    assert set(train_values(r, "s3ft_own_share")) == {round(expected, 4)}
+    assert set(train_values(r, "s3ft_paraphrase_share")) == {round(expected_para, 4)}
+
+    # the three tiers on fixed responses: own if right, else a right paraphrase, else gold
+    row = {"prompt": ask(2), "answer": "7", "task": "arithmetic", "solution": "2 + 5 = 7.\nAnswer: 7"}
+    out, tiers = choose_tiers([row] * 3, ["Answer: 7", "Answer: 6", "Answer: 6"],
+                              [None, "Two and five make seven.\nAnswer: 7", "Answer: 8"])
+    assert tiers == ["own", "paraphrase", "gold"]
+    assert [o["completion"][0]["content"] for o in out] == [
+        "Answer: 7", "Two and five make seven.\nAnswer: 7", "2 + 5 = 7.\nAnswer: 7"]
 
 
 def test_anchored_sft_bad_knob_fails_before_the_run_dir(tmp_path):

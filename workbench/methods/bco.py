@@ -2,7 +2,11 @@
 thumbs-up/down data: TRL 1.x dropped its BCOTrainer, so this subclasses KTOTrainer (same
 unpaired batching, reference handling and logging) and replaces the loss with
 workbench.methods.losses.bco_loss: a logistic classifier on the implicit reward with a
-running-mean reward shift δ. The paired form is DPO's `loss_type=bco_pair`."""
+running-mean reward shift δ. The paired form is DPO's `loss_type=bco_pair`.
+Partial ("BCO without UDM"): the paper's underlying-distribution-matching step (a
+classifier on prompt embeddings whose density ratio reweights the undesirable samples,
+TRL 0.x's `prompt_sample_size`/`min_density_ratio`/`max_density_ratio`) is not implemented;
+every sample has weight 1."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -78,5 +82,5 @@ def build_bco_trainer(ctx):
 
 register(MethodSpec(
     name="bco", config_cls=BCOArgs, data_format="unpaired",
-    summary="BCO: binary classifier on the implicit reward with a running-mean reward shift (unpaired data)",
+    summary="BCO without UDM: binary classifier on the implicit reward, running-mean reward shift (unpaired)",
     build_trainer=build_bco_trainer, family="preference"))

@@ -1,9 +1,15 @@
-"""HFT (Half Fine-Tuning): full fine-tuning in which a random half of each transformer
-block's parameter groups is frozen; every `reselect_every` steps a new stage draws a new
+"""HFT (Half Fine-Tuning, Hui et al. 2024): full fine-tuning in which half of the model's
+weight matrices train and the other half stay frozen, chosen per category as the paper
+does for LLaMA: in every block 2 of the 4 attention matrices (q, k, v, o); for the 3 FFN
+matrices (gate, up, down) 2 in a random half of the blocks and 1 in the other half, so
+exactly half of the FFN trains. Every `reselect_every` steps a new stage draws a new
 half. The optimizer holds every candidate weight from the start, so a group that returns
-in a later stage keeps its Adam state; frozen groups get no gradient and are skipped."""
+in a later stage keeps its Adam state; frozen groups get no gradient and are skipped.
+Norms (not covered by the paper's rule) are our reading: a category of their own, halved
+by the same rule."""
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -18,7 +24,7 @@ from .base import MethodSpec, at_least, register
 @dataclass
 class HFTArgs(CommonSFTArgs):
     fraction: float = field(default=0.5, metadata={
-        "help": "share of each block's parameter groups that trains in a stage (HFT: one half)"})
+        "help": "share of the weight matrices of each category that trains in a stage (HFT: 0.5)"})
     reselect_every: int = field(default=0, metadata={
         "help": "steps per stage: draw a new random half every N steps (0 = one stage for the whole run)"})
     train_outside_blocks: bool = field(default=False, metadata={
@@ -31,28 +37,79 @@ class HFTArgs(CommonSFTArgs):
         at_least(self, 0, "reselect_every")
 
 
-def parameter_groups(model) -> list[list[tuple[str, object]]]:
-    """Per block, its groups by category: attention weights, MLP weights, norms. A group is
-    one named parameter tensor (inference: the paper's 'parameter group' = one matrix)."""
+ATTENTION_NAMES = {"self_attn", "attn", "attention", "self_attention", "cross_attn"}
+MLP_NAMES = {"mlp", "feed_forward", "ffn", "feedforward", "block_sparse_moe"}
+CATEGORIES = ("attn", "mlp", "norm", "other")
+
+
+def _category(group: str) -> str:
+    """The category of one weight group (a sub-module path inside a block, e.g.
+    'self_attn.q_proj'). Norms are tested first, so 'post_attention_layernorm' is a norm,
+    not attention; categories are read from whole path components, not substrings."""
+    parts = group.lower().split(".")
+    if any("norm" in p or p.startswith("ln") for p in parts):
+        return "norm"
+    if any(p in ATTENTION_NAMES for p in parts):
+        return "attn"
+    if any(p in MLP_NAMES for p in parts):
+        return "mlp"
+    return "other"
+
+
+def weight_groups(model) -> list[dict[str, dict[str, list]]]:
+    """Per block: {category: {group: [parameters]}}. A group is one sub-module's weights
+    (a projection matrix with its bias, one norm), as the paper counts matrices."""
     blocks = []
     for block in transformer_blocks(model):
-        cats: dict[str, list] = {"attn": [], "mlp": [], "other": []}
+        cats: dict[str, dict[str, list]] = {c: {} for c in CATEGORIES}
         for name, p in block.named_parameters():
-            key = "attn" if "attn" in name or "attention" in name else "mlp" if "mlp" in name else "other"
-            cats[key].append((name, p))
-        blocks.append([c for c in cats.values() if c])
+            group = name.rsplit(".", 1)[0] if "." in name else name
+            cats[_category(group)].setdefault(group, []).append(p)
+        blocks.append(cats)
     return blocks
 
 
-def choose_half(model, fraction: float, rng: random.Random) -> list:
-    """The parameters that train this stage: in every block and category, a random
-    `fraction` of the groups (at least one)."""
-    chosen = []
-    for block in parameter_groups(model):
-        for cat in block:
-            k = max(1, round(fraction * len(cat)))
-            chosen += [p for _, p in rng.sample(cat, k)]
+def parameter_groups(model) -> list[list[list[tuple[str, object]]]]:
+    """Per block, its non-empty categories (attention, FFN, norms, other), each a list of
+    (name, parameter): every parameter of every block exactly once."""
+    out = []
+    for block, cats in zip(transformer_blocks(model), weight_groups(model)):
+        ids = {c: {id(p) for ps in groups.values() for p in ps} for c, groups in cats.items()}
+        named = list(block.named_parameters())
+        out.append([[(n, p) for n, p in named if id(p) in ids[c]] for c in CATEGORIES if ids[c]])
+    return out
+
+
+def choose_groups(model, fraction: float, rng: random.Random) -> list[dict[str, list[str]]]:
+    """The groups that train this stage, per block: {category: [group names]}. For each
+    category, round(fraction · all its groups in the model) train (a fractional half
+    rounds up with that probability); each block trains ⌊fraction · its groups⌋ and the
+    remainder goes one each to randomly chosen blocks. At fraction 0.5 on LLaMA: 2 of 4
+    attention matrices per block; 2 of 3 FFN matrices in half the blocks, 1 in the rest."""
+    blocks = weight_groups(model)
+    chosen: list[dict[str, list[str]]] = [{c: [] for c in CATEGORIES} for _ in blocks]
+    for cat in CATEGORIES:
+        names = [sorted(b[cat]) for b in blocks]
+        total = fraction * sum(len(n) for n in names)
+        k = math.floor(total + 1e-9)
+        if total - k > 1e-9 and rng.random() < total - k:
+            k += 1
+        quota = [math.floor(fraction * len(n) + 1e-9) for n in names]
+        spare = [i for i, n in enumerate(names) if quota[i] < len(n)]
+        for i in rng.sample(spare, min(max(k - sum(quota), 0), len(spare))):
+            quota[i] += 1
+        for i, n in enumerate(names):
+            chosen[i][cat] = sorted(rng.sample(n, quota[i]))
     return chosen
+
+
+def choose_half(model, fraction: float, rng: random.Random) -> list:
+    """The parameters that train this stage (see `choose_groups`)."""
+    params = []
+    for groups, picked in zip(weight_groups(model), choose_groups(model, fraction, rng)):
+        for cat, names in picked.items():
+            params += [p for name in names for p in groups[cat][name]]
+    return params
 
 
 class HFTTrainer(SFTTrainer):
@@ -107,6 +164,6 @@ def build_hft_trainer(ctx):
 
 register(MethodSpec(
     name="hft", config_cls=HFTArgs, data_format="prompt_completion",
-    summary="Half Fine-Tuning: full FT with a random half of each block's weights frozen per stage",
+    summary="Half Fine-Tuning: half the weight matrices frozen per stage (2 of 4 attention per block, half the FFN)",
     build_trainer=build_hft_trainer, family="sft",
     peft_ok=lambda peft: peft == "full"))

@@ -4,8 +4,9 @@ by δ, the running mean of the rewards seen so far (reward shift):
 
     L = −log σ(r_w − δ) over desirable responses − log σ(−(r_u − δ)) over undesirable ones
 
-averaged over all responses in the batch. The paper's density-ratio ("underlying
-distribution matching") reweighting is not implemented."""
+averaged over all responses in the batch. This is "BCO without UDM": the paper's
+density-ratio ("underlying distribution matching") weights on the undesirable samples are
+not implemented (every sample has weight 1)."""
 from __future__ import annotations
 
 import torch
