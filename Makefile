@@ -44,7 +44,7 @@ lint: setup
 	$(BIN)/ruff check workbench widgets tests benchmarks
 
 test: setup browser-deps lint
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra --durations=15
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -ra -m "not slow"
