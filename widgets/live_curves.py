@@ -1,7 +1,8 @@
-"""Live curves: loss and eval loss, plus a preference panel (rewards, margins,
-accuracies, KL) that appears once a preference metric arrives. Records come from the
-training thread; the figure is redrawn at most every `min_interval` seconds so a fast
-model does not flood the front end."""
+"""Live curves: loss and eval loss, plus a preference panel (rewards, margins, reward vs
+observed vs idealised ranking accuracy, alignment gap, KL ± SE, sample length) that
+appears once a preference metric arrives. Records come from the training thread; the
+figure is redrawn at most every `min_interval` seconds so a fast model does not flood the
+front end."""
 from __future__ import annotations
 
 import threading
@@ -10,7 +11,7 @@ import time
 import ipywidgets as W
 import plotly.graph_objects as go
 
-from workbench.reports import loss_figure, preference_figure, preference_trace_keys, series
+from workbench.reports import ERROR_KEYS, errors, loss_figure, preference_figure, preference_trace_keys, series
 from workbench.runs.records import Kind, MetricsRecord
 
 from .display import show_figure
@@ -64,6 +65,8 @@ class LiveCurves:
             with self.pref_fig.batch_update():
                 for trace, key in zip(self.pref_fig.data, preference_trace_keys()):
                     trace.x, trace.y = series(recs, key)
+                    if key in ERROR_KEYS:
+                        trace.error_y = dict(type="data", array=errors(recs, key, ERROR_KEYS[key]), visible=True)
 
     def n_points(self) -> int:
         return len(series(self.records, "loss")[0])

@@ -68,6 +68,8 @@ def plan(config: TrainConfig) -> Plan:
     check_against_model(cfg.peft, cfg.peft_args, resolve(cfg.model))
     device = pick_device(cfg.device)
     train_ds, eval_ds, selection = _load_data(cfg, spec.data_format)
+    if spec.check_data is not None:
+        spec.check_data(cfg, method_cfg, load_tokenizer(cfg.model), train_ds)
     return Plan(cfg, spec, method_cfg, peft_config, train_ds, eval_ds, selection, device,
                 use_bf16(device, cfg.precision))
 

@@ -19,9 +19,14 @@ from .runs.records import Kind, MetricsRecord
 LOSS_KEYS = ("loss", "eval_loss")
 # Logged by the preference methods: TRL's rewards/* and logps/* on training batches (eval_*
 # on the eval set) and the workbench's probes at each eval (workbench.methods.preference_metrics).
+# eval_idealised_ranking_accuracy: what the exact optimum of the DPO objective would rank correctly
+# (Chen et al., Thm. 3.1); eval_alignment_gap = idealised − observed ranking accuracy.
 PREFERENCE_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "eval_rewards/margins",
-                   "rewards/accuracies", "eval_ranking_accuracy", "eval_kl_to_ref",
+                   "rewards/accuracies", "eval_ranking_accuracy", "eval_idealised_ranking_accuracy",
+                   "eval_alignment_gap", "eval_kl_to_ref", "eval_kl_to_ref_se",
                    "logps/chosen", "logps/rejected")
+# A key whose uncertainty is logged beside it (standard error), drawn as error bars.
+ERROR_KEYS = {"eval_kl_to_ref": "eval_kl_to_ref_se"}
 
 
 def series(records: Iterable[MetricsRecord], key: str) -> tuple[list[int], list[float]]:
@@ -33,6 +38,17 @@ def series(records: Iterable[MetricsRecord], key: str) -> tuple[list[int], list[
             xs.append(r.step)
             ys.append(float(r.values[key]))
     return xs, ys
+
+
+def errors(records: Iterable[MetricsRecord], key: str, err_key: str) -> list[float]:
+    """The `err_key` value logged beside each point of `series(records, key)` (0 where none)."""
+    out = []
+    for r in records:
+        if r.kind in (Kind.TRAIN, Kind.EVAL) and isinstance(r.values.get(key), (int, float)) \
+                and not isinstance(r.values.get(key), bool):
+            e = r.values.get(err_key)
+            out.append(float(e) if isinstance(e, (int, float)) and not isinstance(e, bool) else 0.0)
+    return out
 
 
 def present_keys(records: Sequence[MetricsRecord], keys: Sequence[str]) -> list[str]:
@@ -55,21 +71,31 @@ def loss_figure(records: Sequence[MetricsRecord], title: str = "loss") -> go.Fig
 PREFERENCE_PANELS = {
     "rewards (chosen vs rejected)": ("rewards/chosen", "rewards/rejected"),
     "reward margin": ("rewards/margins", "eval_rewards/margins"),
-    "accuracy (reward / ranking)": ("rewards/accuracies", "eval_ranking_accuracy"),
-    "KL to reference (nats)": ("eval_kl_to_ref",),
+    "accuracy: reward vs ranking (observed, idealised)": ("rewards/accuracies", "eval_ranking_accuracy",
+                                                          "eval_idealised_ranking_accuracy"),
+    "alignment gap (idealised − observed ranking)": ("eval_alignment_gap",),
+    "KL to reference (nats, ± 1 SE)": ("eval_kl_to_ref",),
+    "sample length (tokens)": ("eval_sample_length",),
 }
+PREFERENCE_COLS = 3
 
 
 def preference_figure(records: Sequence[MetricsRecord]) -> go.Figure:
-    """2x2 panels of the preference metrics; one trace per key, always in the same order
-    (the live plot updates traces in place by index)."""
-    fig = make_subplots(rows=2, cols=2, subplot_titles=list(PREFERENCE_PANELS))
+    """2x3 panels of the preference metrics; one trace per key, always in the same order
+    (the live plot updates traces in place by index). Keys in ERROR_KEYS carry error bars."""
+    cols = PREFERENCE_COLS
+    rows = -(-len(PREFERENCE_PANELS) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(PREFERENCE_PANELS))
     for i, keys in enumerate(PREFERENCE_PANELS.values()):
         for key in keys:
             xs, ys = series(records, key)
-            fig.add_scatter(x=xs, y=ys, mode="lines", name=key, row=i // 2 + 1, col=i % 2 + 1)
+            extra = {}
+            if key in ERROR_KEYS:
+                extra["error_y"] = dict(type="data", array=errors(records, key, ERROR_KEYS[key]), visible=True)
+            fig.add_scatter(x=xs, y=ys, mode="lines+markers" if key.startswith("eval_") else "lines", name=key,
+                            row=i // cols + 1, col=i % cols + 1, **extra)
     fig.update_xaxes(title_text="step")
-    fig.update_layout(height=480, template="plotly_white", margin=dict(l=50, r=20, t=50, b=40))
+    fig.update_layout(height=240 * rows + 80, template="plotly_white", margin=dict(l=50, r=20, t=50, b=40))
     return fig
 
 

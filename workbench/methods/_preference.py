@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 from dataclasses import dataclass, field
 
 from peft import PeftModel
@@ -68,10 +69,15 @@ def trains_adapter(ctx) -> bool:
 
 
 def frozen_copy(model):
+    """A frozen copy of `model`'s current weights that runs its *own* forward. A TRL trainer
+    built on `model` rebinds `model.forward` on the instance (its fused LM head), and that
+    wrapper closes over the original model: a deepcopy would keep calling the original. So
+    the copy drops any instance-level forward and uses its class's; TRL patches the copy
+    itself where it uses it as a reference."""
     ref = copy.deepcopy(model)
+    vars(ref).pop("forward", None)
     ref.eval()
-    for p in ref.parameters():
-        p.requires_grad_(False)
+    ref.requires_grad_(False)
     return ref
 
 
@@ -119,6 +125,59 @@ def attach_probes(trainer, ctx, *, reference=None):
     else:
         trainer.probe_reference = None
     return trainer
+
+
+class TruncationWarning(UserWarning):
+    """Preference pairs whose chosen and rejected responses are cut before they differ."""
+
+
+def first_difference(tokenizer, prompt, chosen, rejected) -> int | None:
+    """Index of the first token where prompt+chosen and prompt+rejected differ, tokenised as
+    TRL does (None when the two sequences are identical)."""
+    from .preference_metrics import encode
+
+    p, c = encode(tokenizer, prompt, chosen)
+    q, r = encode(tokenizer, prompt, rejected)
+    a, b = p + c, q + r
+    for i in range(min(len(a), len(b))):
+        if a[i] != b[i]:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def truncation_ties(tokenizer, rows, max_length: int | None) -> tuple[int, int, int | None]:
+    """(affected, pairs, suggested max_length) for chosen/rejected rows under TRL's
+    keep-start truncation to `max_length` tokens of prompt+response: a pair is affected when
+    its two sequences are identical within the first `max_length` tokens, so its DPO margin
+    is 0 and its loss stays at log 2. `suggested`: the smallest max_length at which every
+    pair that differs at all differs within it (None when no pair differs)."""
+    firsts = [first_difference(tokenizer, r["prompt"], r["chosen"], r["rejected"])
+              for r in rows if "chosen" in r and "rejected" in r]
+    differing = [d for d in firsts if d is not None]
+    suggested = max(differing) + 1 if differing else None
+    if max_length is None:
+        affected = sum(d is None for d in firsts)
+    else:
+        affected = sum(d is None or d >= max_length for d in firsts)
+    return affected, len(firsts), suggested
+
+
+def check_truncation(ctx) -> int:
+    """Before training a pairwise DPO-family objective: count the training pairs that
+    `max_length` cuts before chosen and rejected differ. Some: one-line TruncationWarning
+    with the count and a max_length that keeps every difference. All: WorkbenchError."""
+    max_length = ctx.config.max_length
+    affected, total, suggested = truncation_ties(ctx.tokenizer, ctx.train_dataset, max_length)
+    if not affected:
+        return 0
+    fix = (f"max_length={suggested} keeps every pair's first difference" if suggested is not None
+           else "chosen and rejected are the same text in every pair")
+    text = (f"{affected} of {total} training pairs are identical within max_length={max_length} tokens "
+            f"(chosen and rejected cut before they differ: loss stays at log 2, nothing is learned); {fix}")
+    if affected == total:
+        raise WorkbenchError(f"method {ctx.config.method!r}: all {text}")
+    warnings.warn(text, TruncationWarning, stacklevel=2)
+    return affected
 
 
 @contextlib.contextmanager

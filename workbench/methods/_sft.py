@@ -3,12 +3,11 @@ SFTConfig from the run's shared knobs, trainer construction, and the reference m
 for the variants that need one (Anchored SFT, DFT with KL tracking)."""
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 from trl import SFTConfig
 
-from ._preference import trains_adapter
+from ._preference import frozen_copy, trains_adapter
 from .base import MethodArgs
 
 
@@ -33,6 +32,4 @@ def frozen_reference(ctx):
     None when the run trains an adapter, whose disabled adapter *is* the reference."""
     if trains_adapter(ctx):
         return None
-    ref = copy.deepcopy(ctx.model).eval()
-    ref.requires_grad_(False)
-    return ref
+    return frozen_copy(ctx.model)

@@ -33,6 +33,10 @@ class MethodSpec:
     # Checks that need the run's TrainConfig as well as the method's knobs; the engine calls
     # it before the run directory exists. Raises WorkbenchError.
     check: Callable[[Any, Any], None] = lambda config, method_config: None
+    # Checks of the training rows themselves (e.g. DPO pairs that max_length cuts before they
+    # differ): called with (config, method_config, tokenizer, train_dataset), also before the
+    # run directory exists. None: the engine does not even load the tokenizer for it.
+    check_data: Callable[[Any, Any, Any, Any], None] | None = None
 
     @property
     def card(self) -> str:

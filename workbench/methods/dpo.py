@@ -2,15 +2,19 @@
 plus the named variants RPO (DPO + SFT on the chosen response) and LN-DPO (length-
 normalised log-ratios, TRL's `sigmoid_norm`). All of them log TRL's rewards/* and logps/*
 every step, and the preference probes (ranking accuracy, KL to reference, sample length)
-at every evaluation. Trainer: `ProbedDPOTrainer` (TRL's DPOTrainer + the probes)."""
+at every evaluation; plain DPO (loss_type=sigmoid alone) also logs the idealised ranking
+accuracy of the DPO optimum and the alignment gap (Chen et al.). Before training, pairs that
+`max_length` cuts before chosen and rejected differ are counted (warning; error if all).
+Trainer: `ProbedDPOTrainer` (TRL's DPOTrainer + the probes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from trl import DPOConfig, DPOTrainer
 
 from ..errors import UnknownNameError, WorkbenchError
-from ._preference import ReferenceArgs, attach_probes, common_args, reference_model, split_list
+from ._preference import ReferenceArgs, attach_probes, check_truncation, common_args, reference_model, split_list
 from .base import MethodSpec, register
 from .preference_metrics import PreferenceProbeMixin
 
@@ -35,12 +39,21 @@ class DPOArgs(ReferenceArgs):
         "help": "f-DPO regulariser between policy and reference", "choices": list(F_DIVERGENCES)})
     discopop_tau: float = field(default=0.05, metadata={"help": "DiscoPOP temperature (loss_type=discopop)"})
     use_weighting: bool = field(default=False, metadata={"help": "WPO weighting of pairs by policy probability"})
+    probe_alpha: float = field(default=0.75, metadata={
+        "help": "α for the idealised ranking accuracy: assumed share of raters preferring the chosen "
+                "response, for eval rows without an `alpha` column (0 < α ≤ 1; plain DPO only)"})
 
     def losses(self) -> list[str]:
         return split_list(self.loss_type, "loss_type")
 
     def weights(self) -> list[float] | None:
         return split_list(self.loss_weights, "loss_weights", float) or None
+
+    def has_dpo_optimum(self) -> bool:
+        """The objective is DPO's own (sigmoid loss alone, no label smoothing, reverse KL, no
+        pair weighting), whose optimum π_ref·exp(r/β) the idealised ranking accuracy assumes."""
+        return (self.losses() == ["sigmoid"] and self.label_smoothing == 0
+                and self.f_divergence_type == "reverse_kl" and not self.use_weighting)
 
     def __post_init__(self):
         # checked here so bad knobs fail before the engine creates a run directory
@@ -57,6 +70,8 @@ class DPOArgs(ReferenceArgs):
             raise UnknownNameError("method.f_divergence_type", self.f_divergence_type, F_DIVERGENCES)
         if "exo_pair" in losses and self.label_smoothing <= 0:
             raise WorkbenchError("method.label_smoothing: exo_pair needs ε > 0 (the EXO paper uses 1e-3)")
+        if not 0 < self.probe_alpha <= 1:
+            raise WorkbenchError(f"method.probe_alpha: a share of raters in (0, 1], got {self.probe_alpha}")
         if "robust" in losses and not 0 <= self.label_smoothing < 0.5:
             raise WorkbenchError("method.label_smoothing: robust needs a flip rate in [0, 0.5), "
                                  f"got {self.label_smoothing}")
@@ -91,15 +106,25 @@ def dpo_config(ctx, **extra):
                      precompute_ref_log_probs=m.precompute_ref_log_probs, **extra)
 
 
+def check_dpo_data(config, method_config, tokenizer, train_dataset) -> None:
+    """Before the run directory exists: pairs cut before they differ (warn with the count,
+    refuse if all)."""
+    check_truncation(SimpleNamespace(config=config, tokenizer=tokenizer, train_dataset=train_dataset))
+
+
 def build_dpo_trainer(ctx, trainer_cls=ProbedDPOTrainer):
     args = dpo_config(ctx)
     ref = reference_model(ctx)  # None under PEFT: TRL's "ref" adapter / adapter-disabled base
     trainer = ctx.build(trainer_cls, args, ref_model=ref)
-    return attach_probes(trainer, ctx, reference=ref)
+    trainer = attach_probes(trainer, ctx, reference=ref)
+    m = ctx.method_config
+    if m.has_dpo_optimum():
+        trainer.probe_args.update(ideal_beta=m.beta, ideal_alpha=m.probe_alpha)
+    return trainer
 
 for _name, _cls, _summary in (
         ("dpo", DPOArgs, "direct preference optimisation, any TRL loss type or weighted mix (TRL DPOTrainer)"),
         ("rpo", RPOArgs, "RPO: DPO + SFT loss on the chosen response (TRL loss_type=[sigmoid, sft])"),
         ("ln-dpo", LNDPOArgs, "length-normalised DPO: sigmoid on per-token log-ratios (TRL sigmoid_norm)")):
     register(MethodSpec(name=_name, config_cls=_cls, data_format="preference", summary=_summary,
-                        build_trainer=build_dpo_trainer, family="preference"))
+                        build_trainer=build_dpo_trainer, family="preference", check_data=check_dpo_data))

@@ -3,8 +3,23 @@
 - ranking_accuracy: share of held-out pairs where the *policy itself* gives the better
   response the higher total log-likelihood (Chen et al., "Preference Learning Algorithms
   Do Not Learn Preference Rankings"); ref_ranking_accuracy is the same for the reference.
-- kl_to_ref: Monte-Carlo estimate of KL(π‖π_ref) on held-out prompts,
-  mean over samples y ~ π(·|x) of log π(y|x) − log π_ref(y|x) (sequence level, nats).
+- heldout_reward_accuracy: share of held-out pairs whose implicit DPO reward margin
+  (log π/π_ref of chosen minus that of rejected) is positive — TRL's rewards/accuracies on
+  the eval pairs. It is a *reward* accuracy, not the idealised ranking accuracy.
+- idealised_ranking_accuracy (with `ideal_beta`): the ranking accuracy of the exact optimum
+  of the DPO/RLHF objective, π*(y|x) ∝ π_ref(y|x)·exp(r*(x,y)/β) with Bradley–Terry
+  preferences α = σ(r*(y_w) − r*(y_l)) (Chen et al., Thm. 3.1): π* ranks a pair correctly
+  iff π_ref(y_w|x)/π_ref(y_l|x) > ((1 − α)/α)^(1/β), i.e.
+  log π_ref(y_w|x) − log π_ref(y_l|x) + logit(α)/β > 0. α(x, y_w, y_l) is the share of
+  raters preferring y_w: a row's `alpha` column when it has one, else the constant
+  `ideal_alpha` (our reading: the paper takes α from multi-rater data; a single-label
+  dataset does not determine it). alignment_gap = idealised − observed ranking accuracy.
+- kl_to_ref: KL(π‖π_ref) in nats per sequence on held-out prompts, from one sample
+  y ~ π(·|x) per prompt, computed exactly over the vocabulary at every sampled position:
+  Σ_t KL(π(·|x,y<t) ‖ π_ref(·|x,y<t)). Its expectation is the sequence-level KL (chain
+  rule), every term is ≥ 0, and kl_to_ref_se is its standard error over the sampled
+  sequences (std/√n, present when n ≥ 2). A plain mean of log π(y|x) − log π_ref(y|x) has
+  the same expectation but can come out negative on a few samples.
 - sample_length: mean number of tokens in those samples (length inflation under DPO).
 
 Pairs come from the raw eval rows in any preference shape: `preference` (chosen vs
@@ -14,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from typing import Any, Callable, Iterable
 
 import torch
@@ -40,6 +56,40 @@ def eval_pairs(rows: Iterable[dict]) -> list[tuple[Any, Any, Any]]:
     for prompt, good, bad in unpaired.values():
         pairs += [(prompt, g, b) for g in good for b in bad]
     return pairs
+
+
+def eval_pair_alphas(rows: Iterable[dict], default: float | None) -> list[float | None]:
+    """α (share of raters preferring the better response) for each pair of `eval_pairs(rows)`,
+    in the same order: a preference row's `alpha` value, else `default`."""
+    alphas, unpaired = [], {}
+    for row in rows:
+        if "chosen" in row and "rejected" in row:
+            a = row.get("alpha")
+            alphas.append(float(a) if a is not None else default)
+        elif "responses" in row and "scores" in row:
+            sc = row["scores"]
+            alphas += [default for i in range(len(sc)) for j in range(len(sc)) if sc[i] > sc[j]]
+        elif "label" in row and "completion" in row:
+            group = unpaired.setdefault(_key(row["prompt"]), [0, 0])
+            group[0 if row["label"] else 1] += 1
+    for good, bad in unpaired.values():
+        alphas += [default] * (good * bad)
+    return alphas
+
+
+def idealised_ranking_accuracy(ref_chosen, ref_rejected, alpha, beta: float) -> float:
+    """Chen et al., "Preference Learning Algorithms Do Not Learn Preference Rankings",
+    Thm. 3.1: the share of pairs the optimum of the DPO/RLHF objective ranks correctly,
+    1[log π_ref(y_w|x) − log π_ref(y_l|x) > (1/β)·log((1 − α)/α)]. `ref_*`: total
+    response log-probs under the reference; `alpha`: one value or one per pair (α = 1 gives
+    an infinitely large true margin, so the pair is always ranked correctly)."""
+    ref_chosen = torch.as_tensor(ref_chosen, dtype=torch.float64)
+    ref_rejected = torch.as_tensor(ref_rejected, dtype=torch.float64)
+    alpha = torch.as_tensor(alpha, dtype=torch.float64).expand_as(ref_chosen)
+    if ref_chosen.numel() == 0:
+        raise ValueError("idealised_ranking_accuracy: no pairs")
+    ideal_margin = (ref_chosen - ref_rejected) + torch.logit(alpha) / beta  # log π*(y_w)/π*(y_l)
+    return (ideal_margin > 0).double().mean().item()
 
 
 def eval_prompts(rows: Iterable[dict], limit: int) -> list[Any]:
@@ -96,6 +146,47 @@ def sequence_logps(model, seqs: list[tuple[list[int], list[int]]], *, max_length
     return torch.cat(out) if out else torch.zeros(0)
 
 
+def _batch(seqs, pad_id: int, device):
+    ids = [p + r for p, r in seqs]
+    width = max(len(s) for s in ids)
+    input_ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in ids], device=device)
+    attn = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in ids], device=device)
+    # position t of the logits predicts token t+1: keep the positions that predict response tokens
+    target = torch.tensor([[0] * len(p) + [1] * len(r) + [0] * (width - len(p) - len(r)) for p, r in seqs],
+                          device=device)[:, 1:]
+    return input_ids, attn, target
+
+
+@torch.no_grad()
+def sequence_kl(policy, reference: Callable[[], contextlib.AbstractContextManager],
+                seqs: list[tuple[list[int], list[int]]], *, batch_size: int = 4, pad_id: int = 0) -> torch.Tensor:
+    """Σ_t KL(π(·|x,y<t) ‖ π_ref(·|x,y<t)) over the response positions of each
+    (prompt_ids, response_ids), exact over the vocabulary (nats, one value per sequence,
+    each ≥ 0). `reference()` is a context manager yielding the reference model."""
+    device = next(policy.parameters()).device
+    out = []
+    for start in range(0, len(seqs), batch_size):
+        chunk = seqs[start:start + batch_size]
+        input_ids, attn, target = _batch(chunk, pad_id, device)
+        # float64: early in training the KL is ~1e-4 nats, where float32 rounding of log p − log q is a few %
+        logp = F.log_softmax(policy(input_ids=input_ids, attention_mask=attn, use_cache=False)
+                             .logits[:, :-1].double(), -1)
+        with reference() as ref:
+            logq = F.log_softmax(ref(input_ids=input_ids, attention_mask=attn, use_cache=False)
+                                 .logits[:, :-1].double(), -1)
+        per_pos = (logp.exp() * (logp - logq)).sum(-1).clamp_min(0.0)  # ≥ 0 up to rounding; clamp that
+        out.append((per_pos * target).sum(1).cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def mean_and_se(values: torch.Tensor) -> tuple[float, float | None]:
+    """Mean and standard error of the mean (sample std / √n; None when n < 2)."""
+    values = values.double()
+    n = values.numel()
+    se = (values.std(unbiased=True) / math.sqrt(n)).item() if n >= 2 else None
+    return values.mean().item(), se
+
+
 @torch.no_grad()
 def sample_responses(model, tokenizer, prompts: list[Any], max_new_tokens: int, seed: int = 0):
     """One sampled response per prompt (temperature 1, no top-k/top-p, so the samples come
@@ -122,15 +213,21 @@ def sample_responses(model, tokenizer, prompts: list[Any], max_new_tokens: int, 
 
 def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextManager] | None, tokenizer,
                      rows: list[dict], *, max_pairs: int = 64, kl_prompts: int = 8, max_new_tokens: int = 48,
-                     max_length: int | None = None, seed: int = 0) -> dict[str, float]:
+                     max_length: int | None = None, seed: int = 0, ideal_beta: float | None = None,
+                     ideal_alpha: float | None = None) -> dict[str, float]:
     """Compute the probes above. `reference()` is a context manager yielding the reference
-    model (e.g. the adapter-disabled policy), or None when no reference is available."""
+    model (e.g. the adapter-disabled policy), or None when no reference is available.
+    `ideal_beta`: the β of a DPO/RLHF objective whose optimum is π_ref·exp(r/β) — given,
+    the idealised ranking accuracy and the alignment gap are reported too (for pairs
+    without an `alpha` column, α = `ideal_alpha`; with neither, they are skipped)."""
     was_training = policy.training
     policy.eval()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     metrics: dict[str, float] = {}
     try:
+        rows = list(rows)
         pairs = eval_pairs(rows)[:max_pairs] if max_pairs else []
+        alphas = eval_pair_alphas(rows, ideal_alpha)[:len(pairs)]
         if pairs:
             seqs = []
             for prompt, good, bad in pairs:
@@ -141,17 +238,22 @@ def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextM
                 with reference() as ref:
                     rlp = sequence_logps(ref, seqs, max_length=max_length, pad_id=pad)
                 metrics["ref_ranking_accuracy"] = (rlp[0::2] > rlp[1::2]).float().mean().item()
-                # idealised reward accuracy on the same held-out pairs (logratio margin > 0)
+                # implicit-reward accuracy on the same held-out pairs (log-ratio margin > 0): a reward
+                # accuracy, which is not the idealised ranking accuracy below
                 metrics["heldout_reward_accuracy"] = (((lp - rlp)[0::2] - (lp - rlp)[1::2]) > 0).float().mean().item()
+                if ideal_beta is not None and all(a is not None for a in alphas):
+                    ideal = idealised_ranking_accuracy(rlp[0::2], rlp[1::2], alphas, ideal_beta)
+                    metrics["idealised_ranking_accuracy"] = ideal
+                    metrics["alignment_gap"] = ideal - metrics["ranking_accuracy"]
         prompts = eval_prompts(rows, kl_prompts) if kl_prompts else []
         if prompts:
             samples = sample_responses(policy, tokenizer, prompts, max_new_tokens, seed=seed)
             metrics["sample_length"] = sum(len(r) for _, r in samples) / len(samples)
             if reference is not None:
-                lp = sequence_logps(policy, samples, pad_id=pad)
-                with reference() as ref:
-                    rlp = sequence_logps(ref, samples, pad_id=pad)
-                metrics["kl_to_ref"] = (lp - rlp).mean().item()
+                kl, se = mean_and_se(sequence_kl(policy, reference, samples, pad_id=pad))
+                metrics["kl_to_ref"] = kl
+                if se is not None:
+                    metrics["kl_to_ref_se"] = se
     finally:
         if was_training:
             policy.train()
