@@ -19,6 +19,7 @@ import contextlib
 import copy
 import warnings
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from peft import PeftModel
 from trl.trainer.utils import use_adapter
@@ -178,6 +179,13 @@ def check_truncation(ctx) -> int:
         raise WorkbenchError(f"method {ctx.config.method!r}: all {text}")
     warnings.warn(text, TruncationWarning, stacklevel=2)
     return affected
+
+
+def check_pair_data(config, method_config, tokenizer, train_dataset) -> None:
+    """MethodSpec.check_data of the pairwise methods (DPO family, ORPO, CPO/SimPO, ASFT):
+    before the run directory exists, pairs cut before they differ (warn with the count,
+    refuse if all)."""
+    check_truncation(SimpleNamespace(config=config, tokenizer=tokenizer, train_dataset=train_dataset))
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._preference import ProbeArgs
+from ._preference import ProbeArgs, check_pair_data
 from .base import MethodSpec, positive, register
 from .losses import asft_loss
 from .trainers.objective import PairObjectiveTrainer, build_objective_trainer
@@ -47,4 +47,4 @@ def build_asft_trainer(ctx):
 register(MethodSpec(
     name="asft", config_cls=ASFTArgs, data_format="preference",
     summary="Aligned SFT: log-odds of chosen up, of rejected down (absolute, not a margin); no reference",
-    build_trainer=build_asft_trainer, family="preference"))
+    build_trainer=build_asft_trainer, family="preference", check_data=check_pair_data))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from trl.experimental.cpo import CPOConfig, CPOTrainer
 
 from ..errors import WorkbenchError
-from ._preference import ProbeArgs, common_args
+from ._preference import ProbeArgs, check_pair_data, common_args
 from ._reference_free import build_probed
 from .base import MethodSpec, at_least, positive, register
 from .preference_metrics import PreferenceProbeMixin
@@ -57,8 +57,8 @@ def build_cpo_trainer(ctx):
 register(MethodSpec(
     name="cpo", config_cls=CPOArgs, data_format="preference",
     summary="CPO: reference-free log-prob margin + NLL on chosen (trl.experimental CPOTrainer)",
-    build_trainer=build_cpo_trainer, family="preference"))
+    build_trainer=build_cpo_trainer, family="preference", check_data=check_pair_data))
 register(MethodSpec(
     name="simpo", config_cls=SimPOArgs, data_format="preference",
     summary="SimPO: length-normalised reference-free margin with target γ (CPOTrainer loss_type=simpo)",
-    build_trainer=build_cpo_trainer, family="preference"))
+    build_trainer=build_cpo_trainer, family="preference", check_data=check_pair_data))

@@ -9,12 +9,11 @@ Trainer: `ProbedDPOTrainer` (TRL's DPOTrainer + the probes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 from trl import DPOConfig, DPOTrainer
 
 from ..errors import UnknownNameError, WorkbenchError
-from ._preference import ReferenceArgs, attach_probes, check_truncation, common_args, reference_model, split_list
+from ._preference import ReferenceArgs, attach_probes, check_pair_data, common_args, reference_model, split_list
 from .base import MethodSpec, register
 from .preference_metrics import PreferenceProbeMixin
 
@@ -106,12 +105,6 @@ def dpo_config(ctx, **extra):
                      precompute_ref_log_probs=m.precompute_ref_log_probs, **extra)
 
 
-def check_dpo_data(config, method_config, tokenizer, train_dataset) -> None:
-    """Before the run directory exists: pairs cut before they differ (warn with the count,
-    refuse if all)."""
-    check_truncation(SimpleNamespace(config=config, tokenizer=tokenizer, train_dataset=train_dataset))
-
-
 def build_dpo_trainer(ctx, trainer_cls=ProbedDPOTrainer):
     args = dpo_config(ctx)
     ref = reference_model(ctx)  # None under PEFT: TRL's "ref" adapter / adapter-disabled base
@@ -127,4 +120,4 @@ for _name, _cls, _summary in (
         ("rpo", RPOArgs, "RPO: DPO + SFT loss on the chosen response (TRL loss_type=[sigmoid, sft])"),
         ("ln-dpo", LNDPOArgs, "length-normalised DPO: sigmoid on per-token log-ratios (TRL sigmoid_norm)")):
     register(MethodSpec(name=_name, config_cls=_cls, data_format="preference", summary=_summary,
-                        build_trainer=build_dpo_trainer, family="preference", check_data=check_dpo_data))
+                        build_trainer=build_dpo_trainer, family="preference", check_data=check_pair_data))

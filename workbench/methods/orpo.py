@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-from ._preference import ProbeArgs, common_args
+from ._preference import ProbeArgs, check_pair_data, common_args
 from ._reference_free import build_probed
 from .base import MethodSpec, at_least, positive, register
 from .preference_metrics import PreferenceProbeMixin
@@ -40,4 +40,4 @@ def build_orpo_trainer(ctx):
 register(MethodSpec(
     name="orpo", config_cls=ORPOArgs, data_format="preference",
     summary="ORPO: NLL + odds-ratio preference term, no reference model (trl.experimental)",
-    build_trainer=build_orpo_trainer, family="preference"))
+    build_trainer=build_orpo_trainer, family="preference", check_data=check_pair_data))
