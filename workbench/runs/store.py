@@ -162,8 +162,8 @@ def default_run_dir(method: str, model: str) -> Path:
 def iter_final_metrics(runs: Iterable[RunInfo]) -> Iterable[dict]:
     for r in runs:
         s = r.summary
-        yield {"run": r.name, "status": r.status, **({"error": r.error} if r.error else {}), "method": r.config.get("method"),
-               "peft": r.config.get("peft"), "model": r.config.get("model"),
+        yield {"run": r.name, "status": r.status, **({"error": r.error} if r.error else {}),
+               "method": r.config.get("method"), "peft": r.config.get("peft"), "model": r.config.get("model"),
                "steps": s.get("steps"), "train_loss": s.get("train_loss"),
                "eval_loss": s.get("eval_loss")}
 
