@@ -8,6 +8,8 @@ import contextlib
 
 import torch
 
+from ..config import PRECISIONS
+from ..errors import WorkbenchError
 from ..models.device import use_bf16
 
 
@@ -15,8 +17,7 @@ def resolved_precision(model, precision: str = "auto") -> str:
     """What `precision` ("auto", "fp32", "bf16") means for this model on this machine:
     "bf16" (autocast) or "fp32". Reports record it, since the numbers depend on it."""
     device = next(model.parameters()).device.type
-    if precision not in ("auto", "fp32", "float32", "bf16", "bfloat16"):
-        from ..errors import WorkbenchError
+    if precision not in PRECISIONS:
         raise WorkbenchError(f"precision must be auto, fp32 or bf16, not {precision!r}")
     return "bf16" if device in ("cpu", "cuda") and use_bf16(device, precision) else "fp32"
 

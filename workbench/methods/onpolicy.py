@@ -9,7 +9,7 @@ from typing import Any
 
 from ..config import dataclass_from_args
 from ..errors import WorkbenchError
-from .base import MethodSpec, get_method, register
+from .base import MethodArgs, MethodSpec, at_least, get_method, register
 
 OBJECTIVE_FORMATS = ("preference", "ranked", "unpaired")
 
@@ -24,7 +24,7 @@ def _objective(name: str):
 
 
 @dataclass
-class OnPolicyArgs:
+class OnPolicyArgs(MethodArgs):
     objective: str = field(default="dpo", metadata={
         "help": "preference method trained each round "
                 "(dpo, aft, kto, lipo, … — any with preference/ranked/unpaired data)"})
@@ -60,10 +60,9 @@ class OnPolicyArgs:
         from ..onpolicy.builders import DEFAULT_FOR_FORMAT, get_builder
         from ..onpolicy.rewards import check_rewards
 
-        for name in ("rounds", "prompts_per_round", "k", "max_new_tokens", "sample_batch_size",
-                     "eval_max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise WorkbenchError(f"method.{name} must be at least 1, got {getattr(self, name)}")
+        super().__post_init__()
+        at_least(self, 1, "rounds", "prompts_per_round", "k", "max_new_tokens", "sample_batch_size",
+                 "eval_max_new_tokens")
         if self.k < 2:
             raise WorkbenchError("method.k must be at least 2: pairs need two samples per prompt")
         if not self.temperature > 0:

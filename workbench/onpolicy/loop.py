@@ -79,13 +79,13 @@ class OnPolicyCoordinator(Coordinator):
 
     def train(self) -> int:
         run = self.run
-        run.emit(MetricsRecord(self.global_step, Kind.EVENT,
-                               {"event": Event.START, "max_steps": self.ctx.config.max_steps, **run.start_info}))
+        run.emit_start(self.global_step, self.ctx.config.max_steps)
         if self.first_round == 1:
             self._evaluate(0)
         for r in range(self.first_round, self.knobs.rounds + 1):
-            if run.stop_requested() or run.stopped_at is not None:
-                run.stopped_at = self.global_step if run.stopped_at is None else run.stopped_at
+            if run.stopped_at is None and run.stop_requested():
+                run.stopped_at = self.global_step
+            if run.stopped_at is not None:  # requested now, or while the last round trained
                 break
             rows, info = self._sample_and_build(r)
             steps = self._train_round(r, rows, self.steps[r - 1]) if rows else 0
@@ -96,7 +96,7 @@ class OnPolicyCoordinator(Coordinator):
                                 meta={"round": r, "global_step": self.global_step, "num_tokens": self.tokens})
             if run.nan_step is not None:
                 break
-        run.emit(MetricsRecord(self.global_step, Kind.EVENT, {"event": Event.END}))
+        run.emit_end(self.global_step)
         return self.global_step
 
     def save_model(self, output_dir: str) -> None:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Callable
 
 from transformers import TrainerCallback
 
-from .records import Event, Kind, MetricsRecord
+from .records import Kind, MetricsRecord
+from .run import seal_checkpoint
 
 if TYPE_CHECKING:
     from .run import Run
@@ -44,9 +45,7 @@ class RunCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kw):
         self._last = (time.time(), None)
         if self.lifecycle:
-            self.run.emit(MetricsRecord(self.step(state), Kind.EVENT,
-                                        {"event": Event.START, "max_steps": self.max_steps or state.max_steps,
-                                         **self.run.start_info}))
+            self.run.emit_start(self.step(state), self.max_steps or state.max_steps)
 
     def on_log(self, args, state, control, logs=None, **kw):
         logs = dict(logs or {})
@@ -85,8 +84,6 @@ class RunCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kw):
         if self.checkpoints:
-            from .run import seal_checkpoint
-
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.is_dir():
                 seal_checkpoint(folder, step=self.step(state))
@@ -97,7 +94,7 @@ class RunCallback(TrainerCallback):
     def on_train_end(self, args, state, control, model=None, **kw):
         self._sample(model, state)
         if self.lifecycle:
-            self.run.emit(MetricsRecord(self.step(state), Kind.EVENT, {"event": Event.END}))
+            self.run.emit_end(self.step(state))
 
     def _sample(self, model, state) -> None:
         step = self.step(state)

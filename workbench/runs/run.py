@@ -2,10 +2,10 @@
 TRL trainers, the on-policy coordinator, later merges).
 
     with Run.create(path, config, listeners, stop) as run:    # or Run.resume(path, …)
-        run.attach(trainer, start_info=…)                    # one callback: records, stop, checkpoints, samples
+        run.attach(trainer, sampler=…)                       # one callback: records, stop, checkpoints, samples
         trainer.train(resume_from_checkpoint=run.checkpoint)
         run.save_final(trainer.save_model)
-        result = run.finish()
+        result = run.finish(steps=trainer.state.global_step)
 
 It owns: the directory (created only after everything validated; refused with one line
 if it is a file, not creatable, not empty, or held by another process), the exclusive
@@ -24,12 +24,12 @@ import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from ..errors import WorkbenchError
 from .lock import LOCK, RunLock
 from .records import Event, Kind, Listener, MetricsRecord
-from .store import CHECKPOINTS, CONFIG, FINAL, METRICS, STOP, SUMMARY, RunStore, open_run, read_jsonl, write_json_atomic
+from .store import CONFIG, FINAL, METRICS, SUMMARY, RunStore, open_run, read_jsonl, write_json_atomic
 
 log = logging.getLogger("workbench")
 
@@ -192,6 +192,13 @@ class Run:
         for fn in self.listeners:
             fn(rec)
 
+    def emit_start(self, step: int, max_steps: int) -> None:
+        """The START event: where training (re)starts, with the trainable share etc."""
+        self.emit(MetricsRecord(step, Kind.EVENT, {"event": Event.START, "max_steps": max_steps, **self.start_info}))
+
+    def emit_end(self, step: int) -> None:
+        self.emit(MetricsRecord(step, Kind.EVENT, {"event": Event.END}))
+
     def stop_requested(self) -> bool:
         return (self.stop_event is not None and self.stop_event.is_set()) or self.store.stop_file.exists()
 
@@ -328,7 +335,3 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
-
-
-def event(step: int, name: Event, **values: Any) -> MetricsRecord:
-    return MetricsRecord(step, Kind.EVENT, {"event": name, **values})
