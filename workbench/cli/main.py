@@ -9,7 +9,8 @@ import sys
 from ..errors import WorkbenchError
 
 # Module names in workbench.cli, in the order `--help` lists them.
-COMMANDS = ("models", "datasets", "train", "select", "shift", "runs", "run", "sweep")
+COMMANDS = ("models", "datasets", "train", "select", "shift", "eval", "generate", "chat", "merge", "export",
+            "runs", "run", "sweep", "check")
 
 
 class _Parser(argparse.ArgumentParser):
