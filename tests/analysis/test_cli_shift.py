@@ -28,11 +28,13 @@ def test_cli_writes_report_and_stats(full_run, tmp_path, capsys):
     prompts.write_text("What is the capital of France?\n\nName three colours.\nSay hi.\n")
     out, stats_path = tmp_path / "out" / "report.html", tmp_path / "out" / "stats.json"
     rc = main(["shift", "--base", "tiny-llama", "--tuned", str(full_run), "--prompts", str(prompts),
-               "--max-prompts", "2", "--max-new-tokens", "5", "--precision", "fp32",
+               "--max-prompts", "2", "--max-new-tokens", "5",  # default precision: fp32
                "--out", str(out), "--json", str(stats_path)])
     assert rc == 0
     stats = json.loads(stats_path.read_text())
     assert stats["n_prompts"] == 2 and stats["n_tokens"] == 10
+    # fp32 by default on every machine, so a reader reproduces the split (bf16 changes the decode)
+    assert (stats["settings"]["precision"], stats["settings"]["precision_resolved"]) == ("fp32", "fp32")
     assert sum(stats[k] for k in ("unshifted", "marginal", "shifted")) == pytest.approx(1.0)
     assert stats["mean_kl"] > 0  # the perturbed MLP really moved the distribution
     assert isinstance(stats["top_shifted"], list) and stats["tokens_per_s"] > 0

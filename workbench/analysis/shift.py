@@ -150,7 +150,7 @@ def _trim_at_stop(tok, out_ids: torch.Tensor, valid: torch.Tensor, stop: list[st
 
 def token_shift(base, tuned, prompts, *, max_new_tokens: int = 64, batch_size: int = 8,
                 top_k: int = 5, tuned_system_prompt: str | None = None, greedy: bool = True,
-                rescore_tuned: bool = False, precision: str = "auto",
+                rescore_tuned: bool = False, precision: str = "fp32",
                 max_prompts: int | None = None, progress: bool = True,
                 seed: int = 0) -> ShiftResult:
     """Measure where a tuned model's outputs depart from its base, token by token.
@@ -163,6 +163,10 @@ def token_shift(base, tuned, prompts, *, max_new_tokens: int = 64, batch_size: i
     rescore_tuned: teacher-force the tuned side too instead of using the logits its
         decoding produced. Same numbers up to float rounding, one more forward per batch;
         use it when you need KL exactly 0 for identical models under bf16.
+    precision: "fp32" (default) gives the same split on every CPU. "bf16" (or "auto" where
+        the CPU has bf16) is faster but changes the greedy decode itself: on the 30-step demo
+        run it read 91.9 / 7.5 / 0.6 % against fp32's 87.6 / 10.5 / 1.9 %. The result
+        records `precision_resolved`.
     """
     check_spec(tuned)  # cheap checks first (names, then prompts), then the loading
     check_spec(base)

@@ -24,7 +24,9 @@ def add_parser(sub):
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--top-k", type=int, default=5, help="base top-k tokens kept per position")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"],
+                   help="fp32 (default) gives the same numbers on every CPU; bf16/auto are faster where the CPU "
+                        "has bf16, but change the decode itself and so the split")
     p.add_argument("--out", default="shift_report.html", help="HTML report path")
     p.add_argument("--json", default=None, help="JSON stats path (default: next to --out)")
     p.set_defaults(func=run)
