@@ -22,6 +22,7 @@ from .peft_menu import build_peft_config, check_against_model, get_peft, post_in
 from .runs.records import Listener
 from .runs.run import Run, RunResult
 from .runs.store import default_run_dir
+from .threads import size_torch_threads
 from .training.context import TrainContext
 from .training.coordinator import Coordinator
 from .training.samples import Sampler
@@ -84,6 +85,7 @@ def train(config: TrainConfig, listeners: Iterable[Listener] = (), stop: threadi
     (`config.max_steps` may be larger than before; the change is recorded)."""
     p = plan(config)
     cfg = p.config
+    size_torch_threads()  # this process's share of the cores (see workbench/threads.py)
     if resume:
         if not cfg.run_dir:
             raise WorkbenchError("resume needs the run directory (--run-dir)")

@@ -23,6 +23,7 @@ from typing import Any
 
 from .config import read_yaml_mapping
 from .errors import UnknownNameError, WorkbenchError
+from .threads import available_cores, worker_env
 
 SWEEP_KEYS = ("template", "workers", "parameters", "grid", "list", "output", "timeout")
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -113,9 +114,9 @@ def _slug(index: int, params: dict[str, Any]) -> str:
     return f"{index:03d}-" + re.sub(r"[^A-Za-z0-9._=-]+", "_", label_of(params))[:80]
 
 
-def _run_one(template: str, out_dir: str, params: dict, timeout: int | None, threads: int):
-    # In a worker process: keep each kernel's torch to its share of the cores.
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+def _run_one(template: str, out_dir: str, params: dict, timeout: int | None, env: dict[str, str]):
+    # In a worker process: the kernel it starts inherits this, so its torch keeps to its share of the cores.
+    os.environ.update(env)
     from .notebooks import execute
 
     try:
@@ -137,15 +138,15 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int | None = None,
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise WorkbenchError(f"cannot create the sweep folder {out_dir} ({e.strerror or e})") from None
-    n_workers = workers or spec.workers or min(2, os.cpu_count() or 1)
-    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    n_workers = workers or spec.workers or min(2, available_cores())
+    env = worker_env(n_workers)
     jobs = {}
     results: list[SweepResult] = []
     with ProcessPoolExecutor(max_workers=n_workers) as pool:
         for i, cfg in enumerate(spec.configs):
             d = out_dir / _slug(i, cfg)
             params = {**spec.parameters, **cfg}
-            fut = pool.submit(_run_one, str(spec.template), str(d), params, spec.timeout, threads)
+            fut = pool.submit(_run_one, str(spec.template), str(d), params, spec.timeout, env)
             jobs[fut] = (i, cfg, d)
         bar = tqdm(as_completed(jobs), total=len(jobs), desc="sweep", unit="config", disable=not progress)
         for fut in bar:

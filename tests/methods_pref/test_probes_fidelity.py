@@ -152,6 +152,47 @@ def test_probe_reports_idealised_accuracy_and_gap_from_reference_logps(models):
     assert "idealised_ranking_accuracy" not in plain and "alignment_gap" not in plain
 
 
+def test_reference_logps_are_cached_while_the_reference_is_frozen(models):
+    """Second evaluation: the reference's pair log-probs come from the cache (the reference is
+    not run at all) and every probe value equals a fresh computation."""
+    policy, ref, tok = models
+    rows = [{"prompt": p, "chosen": " yes, indeed", "rejected": " no"} for p in PROMPTS]
+    cache = {}
+    first = preference_probe(policy, lambda: contextlib.nullcontext(ref), tok, rows, max_pairs=8, kl_prompts=0,
+                             ideal_beta=0.5, ideal_alpha=0.75, ref_cache=cache)
+    assert len(cache) == 1
+
+    @contextlib.contextmanager
+    def must_not_run():
+        raise AssertionError("the reference ran although its log-probs were cached")
+        yield
+
+    cached = preference_probe(policy, must_not_run, tok, rows, max_pairs=8, kl_prompts=0,
+                              ideal_beta=0.5, ideal_alpha=0.75, ref_cache=cache)
+    fresh = preference_probe(policy, lambda: contextlib.nullcontext(ref), tok, rows, max_pairs=8, kl_prompts=0,
+                             ideal_beta=0.5, ideal_alpha=0.75)
+    assert cached == fresh == first
+    (rlp,) = cache.values()
+    hand = []
+    for row in rows:
+        for resp in (row["chosen"], row["rejected"]):
+            hand.append(_hand_logp(ref, *encode(tok, row["prompt"], resp)))
+    assert torch.allclose(rlp.double(), torch.tensor(hand, dtype=torch.float64), atol=1e-4)
+
+
+def test_batched_samples_match_one_at_a_time(models):
+    """Sampling several prompts per generate call (left padding) draws from the same π: on
+    the real model with its logits scaled ×1000 (sampling ≈ its greedy choice, which depends on
+    every position and mask being right) both paths give the same responses."""
+    policy, _, tok = models
+    forced = copy.deepcopy(policy)
+    forced.lm_head.register_forward_hook(lambda m, i, o: o * 1000.0)
+    together = sample_responses(forced, tok, PROMPTS, max_new_tokens=3, seed=0, batch_size=4)
+    alone = [sample_responses(forced, tok, [p], max_new_tokens=3, seed=0, batch_size=1)[0] for p in PROMPTS]
+    assert together == alone
+    assert len({len(p) for p, _ in together}) > 1  # the prompts really needed padding
+
+
 def _first_diff(a, b):
     return next(i for i in range(min(len(a), len(b)) + 1) if i == min(len(a), len(b)) or a[i] != b[i])
 

@@ -188,38 +188,47 @@ def mean_and_se(values: torch.Tensor) -> tuple[float, float | None]:
 
 
 @torch.no_grad()
-def sample_responses(model, tokenizer, prompts: list[Any], max_new_tokens: int, seed: int = 0):
+def sample_responses(model, tokenizer, prompts: list[Any], max_new_tokens: int, seed: int = 0,
+                     batch_size: int = 8):
     """One sampled response per prompt (temperature 1, no top-k/top-p, so the samples come
-    from π itself and the KL estimate is unbiased). Returns [(prompt_ids, response_ids)]."""
+    from π itself and the KL estimate is unbiased), `batch_size` prompts per `generate` call
+    (left padding). Returns [(prompt_ids, response_ids)]."""
     device = next(model.parameters()).device
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    out = []
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    encoded = []
     for prompt in prompts:
         if isinstance(prompt, list):
-            ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                                return_dict=True)["input_ids"]
+            encoded.append(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                                         return_dict=True)["input_ids"])
         else:
-            ids = tokenizer(prompt)["input_ids"]
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-        seq = model.generate(input_ids=torch.tensor([ids], device=device), max_new_tokens=max_new_tokens,
-                             do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                             pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
-        resp = seq[0, len(ids):].tolist()
-        if tokenizer.eos_token_id in resp:  # keep the EOS (it is part of the sampled sequence)
-            resp = resp[:resp.index(tokenizer.eos_token_id) + 1]
-        out.append((ids, resp))
+            encoded.append(tokenizer(prompt)["input_ids"])
+    torch.manual_seed(seed)
+    out = []
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start:start + batch_size]
+        width = max(len(ids) for ids in chunk)
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in chunk], device=device)
+        attn = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in chunk], device=device)
+        seq = model.generate(input_ids=input_ids, attention_mask=attn, max_new_tokens=max_new_tokens,
+                             do_sample=True, temperature=1.0, top_k=0, top_p=1.0, pad_token_id=pad)
+        for ids, row in zip(chunk, seq[:, width:].tolist()):
+            if tokenizer.eos_token_id in row:  # keep the EOS (part of the sample); drop the padding after it
+                row = row[:row.index(tokenizer.eos_token_id) + 1]
+            out.append((ids, row))
     return out
 
 
 def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextManager] | None, tokenizer,
                      rows: list[dict], *, max_pairs: int = 64, kl_prompts: int = 8, max_new_tokens: int = 48,
                      max_length: int | None = None, seed: int = 0, ideal_beta: float | None = None,
-                     ideal_alpha: float | None = None) -> dict[str, float]:
+                     ideal_alpha: float | None = None, ref_cache: dict | None = None) -> dict[str, float]:
     """Compute the probes above. `reference()` is a context manager yielding the reference
     model (e.g. the adapter-disabled policy), or None when no reference is available.
     `ideal_beta`: the β of a DPO/RLHF objective whose optimum is π_ref·exp(r/β) — given,
     the idealised ranking accuracy and the alignment gap are reported too (for pairs
-    without an `alpha` column, α = `ideal_alpha`; with neither, they are skipped)."""
+    without an `alpha` column, α = `ideal_alpha`; with neither, they are skipped).
+    `ref_cache`: a dict kept across calls while the reference is frozen; the reference's
+    log-probabilities of the held-out pairs are computed once into it (they cannot change)."""
     was_training = policy.training
     policy.eval()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
@@ -235,8 +244,13 @@ def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextM
             lp = sequence_logps(policy, seqs, max_length=max_length, pad_id=pad)
             metrics["ranking_accuracy"] = (lp[0::2] > lp[1::2]).float().mean().item()
             if reference is not None:
-                with reference() as ref:
-                    rlp = sequence_logps(ref, seqs, max_length=max_length, pad_id=pad)
+                key = ("pair_logps", max_length, tuple(tuple(p + r) for p, r in seqs))
+                rlp = ref_cache.get(key) if ref_cache is not None else None
+                if rlp is None:
+                    with reference() as ref:
+                        rlp = sequence_logps(ref, seqs, max_length=max_length, pad_id=pad)
+                    if ref_cache is not None:
+                        ref_cache[key] = rlp
                 metrics["ref_ranking_accuracy"] = (rlp[0::2] > rlp[1::2]).float().mean().item()
                 # implicit-reward accuracy on the same held-out pairs (log-ratio margin > 0): a reward
                 # accuracy, which is not the idealised ranking accuracy below
@@ -280,8 +294,11 @@ class PreferenceProbeMixin:
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
         if eval_dataset is None and metric_key_prefix == "eval" and self.probe_rows:
             model = self.accelerator.unwrap_model(self.model)
+            # the reference is frozen for this trainer's life (TRL's sync_ref_model would move it)
+            cache = None if getattr(self.args, "sync_ref_model", False) else self.__dict__.setdefault("_ref_cache", {})
             values = preference_probe(model, self.probe_reference, self.processing_class, self.probe_rows,
-                                      seed=self.args.seed + self.state.global_step, **self.probe_args)
+                                      seed=self.args.seed + self.state.global_step, ref_cache=cache,
+                                      **self.probe_args)
             self._push_eval_metrics(values)
         return super().evaluate(eval_dataset=eval_dataset, ignore_keys=ignore_keys,
                                 metric_key_prefix=metric_key_prefix)

@@ -1,0 +1,259 @@
+"""`workbench train` against the plain TRL script a user would otherwise write.
+
+For each path (SFT+LoRA, full fine-tuning, DPO+LoRA, GRPO+LoRA) three variants train the
+same model on the same rows with the same LoRA r/alpha, batch, max_length, learning rate and
+steps, with evaluation, samples and checkpoints off:
+
+  workbench     `workbench.train(...)` (what `workbench train` runs)
+  trl-defaults  the TRL script its docs teach: SFTConfig/DPOConfig/GRPOConfig with only those
+                settings given, everything else TRL's default
+  trl-same      the same script with our settings (activation checkpointing off, the same
+                precision), i.e. what our layer costs or saves on top of TRL
+
+The variants run interleaved (v1 v2 v3 v1 v2 v3 …), each in a fresh process with every core,
+`--repeats` times; the table gives medians. Seconds per step and tokens/s come from the
+trainer's per-step logs, skipping the first `--warmup` steps. MFU = model FLOPs per token ×
+tokens/s ÷ the bf16 matmul peak measured in this same invocation (FLOPs per token: 6N for
+full fine-tuning, 4N for LoRA — the frozen weights need no weight gradients — with N the
+non-embedding parameters; our reading of the usual estimate, attention FLOPs left out).
+
+    python benchmarks/bench_vs_trl.py --out benchmarks/results/vs_trl.json
+Run it on a quiet machine: another busy process changes the numbers several-fold.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PATHS = {  # path -> (workbench method, peft, dataset)
+    "sft-lora": ("sft", "lora", "instructions"),
+    "full-ft": ("sft", "full", "instructions"),
+    "dpo-lora": ("dpo", "lora", "preferences"),
+    "grpo-lora": ("grpo", "lora", "arithmetic"),
+}
+VARIANTS = ("workbench", "trl-defaults", "trl-same")
+
+
+class StepLog:
+    """Wall time and TRL's `num_tokens` at every logged step."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def add(self, step: int, logs: dict) -> None:
+        if "loss" in logs:
+            self.rows.append({"step": step, "time": time.time(), "loss": logs["loss"],
+                              "num_tokens": logs.get("num_tokens")})
+
+
+def _trl_callback(log: StepLog):
+    from transformers import TrainerCallback
+
+    class _Log(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            log.add(state.global_step, logs or {})
+
+    return _Log()
+
+
+def _rows(dataset: str, n: int) -> list[dict]:
+    from workbench import data
+
+    return list(data.load(dataset, split="train", max_rows=n, seed=0))
+
+
+def run_workbench(path: str, args, work: Path, log: StepLog) -> None:
+    from workbench import TrainConfig, train
+
+    method, peft, dataset = PATHS[path]
+    margs = {}
+    if method == "dpo":
+        margs = {"probe_pairs": 0, "probe_kl_prompts": 0, "eval_on_start": False}
+    if method == "grpo":
+        margs = {"num_generations": args.generations, "max_completion_length": args.completion_length}
+    cfg = TrainConfig(model=args.model, dataset=dataset, method=method, peft=peft, max_steps=args.steps,
+                      batch_size=args.batch_size, max_length=args.max_length, learning_rate=args.lr,
+                      eval_rows=0, sample_prompts=0, save_steps=10 ** 6, run_dir=str(work / "run"),
+                      max_rows=args.rows, method_args=margs, peft_args={"r": args.r, "lora_alpha": args.alpha})
+    train(cfg, listeners=[lambda rec: rec.kind.value == "train" and log.add(rec.step, rec.values)])
+
+
+def run_trl(path: str, args, work: Path, log: StepLog, same: bool) -> None:
+    """The plain script: TRL's trainer and config, PEFT's LoraConfig, datasets' Dataset."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from workbench.data import tasks
+    from workbench.models import resolve, use_bf16
+
+    method, peft, dataset = PATHS[path]
+    model_dir = resolve(args.model)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    ds = Dataset.from_list(_rows(dataset, args.rows))
+    lora = LoraConfig(r=args.r, lora_alpha=args.alpha, target_modules="all-linear",
+                      task_type="CAUSAL_LM") if peft == "lora" else None
+    common = dict(output_dir=str(work / "out"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
+                  learning_rate=args.lr, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True)
+    if same:  # our settings on top of TRL's: no activation checkpointing, our precision choice
+        common.update(activation_checkpointing=False, bf16=use_bf16("cpu", "auto"), disable_tqdm=True)
+    if method == "sft":
+        from trl import SFTConfig as Config
+        from trl import SFTTrainer as Trainer
+        kw = {}
+        common["max_length"] = args.max_length
+    elif method == "dpo":
+        from trl import DPOConfig as Config
+        from trl import DPOTrainer as Trainer
+        kw = {}
+        common["max_length"] = args.max_length
+    else:
+        from trl import GRPOConfig as Config
+        from trl import GRPOTrainer as Trainer
+
+        def correct(completions, answer, task, **_):
+            return [tasks.check(t, tasks.completion_text(c), a) for c, a, t in zip(completions, answer, task)]
+
+        kw = {"reward_funcs": correct}
+        common.update(num_generations=args.generations, max_completion_length=args.completion_length)
+    trainer = Trainer(model=model, args=Config(**common), train_dataset=ds, processing_class=tok,
+                      peft_config=lora, callbacks=[_trl_callback(log)], **kw)
+    trainer.train()
+
+
+def one(variant: str, path: str, args) -> dict:
+    """One training run in this process; returns its per-step log."""
+    log = StepLog()
+    with tempfile.TemporaryDirectory() as tmp:
+        if variant == "workbench":
+            run_workbench(path, args, Path(tmp), log)
+        else:
+            run_trl(path, args, Path(tmp), log, same=variant == "trl-same")
+    return {"variant": variant, "path": path, "steps": log.rows}
+
+
+def summarise(rows: list[dict], warmup: int) -> dict:
+    rows = [r for r in rows if r["step"] > warmup]
+    if len(rows) < 2:
+        return {}
+    dt = [b["time"] - a["time"] for a, b in zip(rows, rows[1:])]
+    out = {"s_per_step": statistics.median(dt)}
+    tok = [r["num_tokens"] for r in rows]
+    if all(t is not None for t in tok):
+        out["tokens_per_s"] = (tok[-1] - tok[0]) / (rows[-1]["time"] - rows[0]["time"])
+    return out
+
+
+def matmul_peak(threads: int, n: int = 2048, seconds: float = 3.0) -> dict:
+    """bf16 and fp32 matmul FLOP/s on this machine with `threads` threads (best of repeated runs)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    out = {}
+    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        best, end = 0.0, time.time() + seconds
+        while time.time() < end:
+            t = time.perf_counter()
+            a @ b
+            best = max(best, 2 * n ** 3 / (time.perf_counter() - t))
+        out[name] = best
+    return out
+
+
+def flops_per_token(model: str, peft: str) -> float:
+    from transformers import AutoModelForCausalLM
+
+    from workbench.models import resolve
+
+    m = AutoModelForCausalLM.from_pretrained(resolve(model))
+    n = sum(p.numel() for name, p in m.named_parameters() if "embed" not in name)
+    return (6 if peft == "full" else 4) * n
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="smollm2-135m-instruct")
+    p.add_argument("--paths", default=",".join(PATHS))
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--warmup", type=int, default=2, help="first steps left out of the timing")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--r", type=int, default=8)
+    p.add_argument("--alpha", type=int, default=16)
+    p.add_argument("--rows", type=int, default=256)
+    p.add_argument("--generations", type=int, default=4)
+    p.add_argument("--completion-length", type=int, default=32)
+    p.add_argument("--out", default=str(ROOT / "benchmarks/results/vs_trl.json"))
+    p.add_argument("--one", nargs=2, metavar=("VARIANT", "PATH"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.one:
+        print("RESULT " + json.dumps(one(*args.one, args)), flush=True)
+        return 0
+    from workbench.threads import planned_threads
+
+    threads = planned_threads()  # every core, unless OMP_NUM_THREADS says otherwise
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+    started, runs = time.time(), []
+    for rep in range(args.repeats):
+        for path in args.paths.split(","):
+            for variant in VARIANTS:
+                cmd = [sys.executable, __file__, *sys.argv[1:], "--one", variant, path]
+                done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+                if done.returncode or not line:
+                    runs.append({"variant": variant, "path": path, "repeat": rep,
+                                 "error": (done.stderr or done.stdout).strip().splitlines()[-1:]})
+                    print(f"{path} {variant}: FAILED {runs[-1]['error']}", file=sys.stderr)
+                    continue
+                r = json.loads(line[-1][len("RESULT "):])
+                r.update(repeat=rep, **summarise(r["steps"], args.warmup))
+                runs.append(r)
+                print(f"{path:10s} {variant:13s} rep {rep}: {r.get('s_per_step', float('nan')):.2f} s/step "
+                      f"{r.get('tokens_per_s', float('nan')):.0f} tok/s", file=sys.stderr, flush=True)
+    peak = matmul_peak(threads)
+    fpt = {path: flops_per_token(args.model, PATHS[path][1]) for path in args.paths.split(",")}
+    report = {"settings": {k: v for k, v in vars(args).items() if k not in ("one", "out")}, "threads": threads,
+              "load_avg_end": os.getloadavg(), "wall_s": round(time.time() - started, 1),
+              "matmul_peak_flops": peak, "flops_per_token": fpt, "runs": runs}
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(table(report))
+    return 0
+
+
+def table(report: dict) -> str:
+    """Markdown: median s/step, tokens/s, ratio to each TRL variant, MFU against bf16 peak."""
+    runs, peak = report["runs"], report["matmul_peak_flops"]["bf16"]
+    lines = ["| path | variant | s/step (median) | tokens/s (median) | workbench speed-up | MFU vs bf16 peak |",
+             "|---|---|---|---|---|---|"]
+    for path in report["settings"]["paths"].split(","):
+        med = {}
+        for v in VARIANTS:
+            ok = [r for r in runs if r["path"] == path and r["variant"] == v and "s_per_step" in r]
+            if ok:
+                tps = [r["tokens_per_s"] for r in ok if "tokens_per_s" in r]
+                med[v] = (statistics.median(r["s_per_step"] for r in ok), statistics.median(tps) if tps else None)
+        for v, (sps, tps) in med.items():
+            ratio = med["workbench"][0] and sps / med["workbench"][0] if "workbench" in med else None
+            mfu = tps * report["flops_per_token"][path] / peak if tps else None
+            lines.append(f"| {path} | {v} | {sps:.2f} | {tps:.0f} | {ratio:.2f}× | {mfu:.1%} |" if tps else
+                         f"| {path} | {v} | {sps:.2f} | – | {ratio:.2f}× | – |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
