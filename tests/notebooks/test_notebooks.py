@@ -1,8 +1,11 @@
-"""Every notebook in notebooks/ executes headless under papermill with tiny settings.
+"""Every notebook in notebooks/ passes `workbench check` with its `ci` profile: the same
+function the command runs (papermill in a worker process, HTML export, report data), so
+what users run in CI is what we test.
 
-Tiny settings come from, in order: the notebook's own metadata
-(`metadata.workbench.test_parameters`), the TINY table below, and DEFAULT — each key only
-if the notebook's parameters cell declares it."""
+Tiny settings live in each notebook's own metadata (`metadata.workbench.profiles.ci`, see
+docs/notebook-ci.md; the older `metadata.workbench.test_parameters` still counts as `ci`).
+A notebook with no `ci` profile yet runs with DEFAULT — each key only if its parameters
+cell declares it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,31 +13,21 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from workbench.checking import check_notebooks
+from workbench.checking.profiles import DEFAULT_PROFILE, notebook_profiles
+from workbench.checking.report_junit import failure_text
 from workbench.notebooks import execute, notebook_parameters
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 DEFAULT = {"model": "tiny-llama", "max_steps": 2}
-TINY = {
-    "00_quickstart.ipynb": {"eval_steps": 2, "shift_prompts": 2, "shift_new_tokens": 8},
-    "01_peft_methods.ipynb": {"peft_types": ["lora", "full"], "eval_steps": 2},
-    "02_preference_objectives.ipynb": {
-        "methods": ["dpo", "orpo"], "eval_steps": 2,
-        "method_args": {m: {"probe_pairs": 4, "probe_kl_prompts": 2, "probe_max_new_tokens": 8}
-                        for m in ("dpo", "orpo")}},
-    "04_data_selection.ipynb": {"scorer": "tiny-llama", "strategies": ["random", "longest"],
-                                "batch_size": 2},
-    "05_token_shift.ipynb": {"base": "tiny-llama", "tuned": "urial:tiny-llama", "max_prompts": 2,
-                             "max_new_tokens": 8, "batch_size": 2},
-}
 
 
-def tiny_parameters(path: Path, tmp_path: Path) -> dict:
+def ci_settings(path: Path) -> tuple[str | None, dict]:
+    """(profile, extra parameters) that give `path` tiny settings."""
+    if DEFAULT_PROFILE in notebook_profiles(nbformat.read(path, as_version=4)):
+        return DEFAULT_PROFILE, {}
     declared = notebook_parameters(path)
-    own = nbformat.read(path, as_version=4).metadata.get("workbench", {}).get("test_parameters", {})
-    params = {**DEFAULT, **TINY.get(path.name, {}), **own}
-    if "runs_dir" in declared:
-        params["runs_dir"] = str(tmp_path / "runs")
-    return {k: v for k, v in params.items() if k in declared}
+    return None, {k: v for k, v in DEFAULT.items() if k in declared}
 
 
 def _outputs_text(nb) -> str:
@@ -47,11 +40,13 @@ def _outputs_text(nb) -> str:
 
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
-def test_notebook_executes_with_tiny_settings(path, tmp_path):
-    params = tiny_parameters(path, tmp_path)
-    result = execute(path, tmp_path / "out", params, html=False, timeout=600)
-    assert result.error is None, f"{path.name} failed: {result.error} (see {result.notebook})"
-    nb = nbformat.read(result.notebook, as_version=4)
+def test_notebook_passes_check_with_ci_profile(path, tmp_path):
+    profile, extra = ci_settings(path)
+    check = check_notebooks([path], profile=profile, parameters=extra, out_dir=tmp_path / "out", timeout=1800)
+    (result,) = check.results
+    assert result.status == "passed", f"{path.name} {result.status}:\n{failure_text(result)}\n(see {result.executed})"
+    assert check.exit_code == 0 and result.html is not None and result.html.is_file()
+    nb = nbformat.read(result.executed, as_version=4)
     assert nb.metadata.papermill.parameters == result.parameters
     if path.name == "00_quickstart.ipynb":
         # Deterministic outputs of the quickstart under these parameters.
@@ -60,7 +55,7 @@ def test_notebook_executes_with_tiny_settings(path, tmp_path):
         assert "trainable parameters: 16,384 of 3,219,776" in text
         kinds = {k for c in nb.cells for o in c.get("outputs", []) for k in o.get("data", {})}
         assert "application/vnd.plotly.v1+json" in kinds  # static curves, not a dead widget
-        assert (tmp_path / "out" / "run" / "summary.json").is_file()  # run_dir beside the notebook
+        assert (result.executed.parent / "run" / "summary.json").is_file()  # run_dir beside the notebook
 
 
 def test_unknown_parameter_is_one_clear_error(tmp_path):
