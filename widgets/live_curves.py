@@ -11,7 +11,16 @@ import time
 import ipywidgets as W
 import plotly.graph_objects as go
 
-from workbench.reports import ERROR_KEYS, errors, loss_figure, preference_figure, preference_trace_keys, series
+from workbench.reports import (
+    ERROR_KEYS,
+    errors,
+    harness_figure,
+    harness_keys,
+    loss_figure,
+    preference_figure,
+    preference_trace_keys,
+    series,
+)
 from workbench.runs.records import Kind, MetricsRecord
 
 from .display import show_figure
@@ -34,7 +43,11 @@ class LiveCurves:
             self.loss_box.add_class("wb-loss-plot")
             self.pref_box = W.Box([self.pref_fig], layout=W.Layout(display="none"))
             self.pref_box.add_class("wb-preference-plot")
-            self.widget = W.VBox([self.loss_box, self.pref_box])
+            self.harness_fig = go.FigureWidget(harness_figure([]))
+            self.harness_box = W.Box([self.harness_fig], layout=W.Layout(display="none"))
+            self.harness_box.add_class("wb-harness-plot")
+            self._harness_keys: list[str] = []
+            self.widget = W.VBox([self.loss_box, self.pref_box, self.harness_box])
 
     def reset(self) -> None:
         with self._lock:
@@ -67,6 +80,19 @@ class LiveCurves:
                     trace.x, trace.y = series(recs, key)
                     if key in ERROR_KEYS:
                         trace.error_y = dict(type="data", array=errors(recs, key, ERROR_KEYS[key]), visible=True)
+        keys = harness_keys(recs)
+        if keys:  # eval_tasks: one trace per task metric, rebuilt when a new one appears
+            self.harness_box.layout.display = "flex"
+            with self.harness_fig.batch_update():
+                if keys != self._harness_keys:
+                    self.harness_fig.data = ()
+                    for trace in harness_figure(recs).data:
+                        self.harness_fig.add_trace(trace)
+                    self._harness_keys = keys
+                else:
+                    for trace, key in zip(self.harness_fig.data, keys):
+                        trace.x, trace.y = series(recs, key)
+                        trace.error_y = dict(type="data", array=errors(recs, key, key + "_stderr"), visible=True)
 
     def n_points(self) -> int:
         return len(series(self.records, "loss")[0])
@@ -76,6 +102,8 @@ class LiveCurves:
         figs = [loss_figure(self.records)]
         if self.has_preference:
             figs.append(preference_figure(self.records))
+        if harness_keys(self.records):
+            figs.append(harness_figure(self.records))
         return figs
 
     def show_static(self) -> None:

@@ -48,6 +48,9 @@ class TrainConfig:
     eval_steps: int = _f(10, "evaluate (eval loss + samples) every N steps")
     save_steps: int = _f(10, "checkpoint every N steps (for resume)")
     logging_steps: int = _f(1, "log a metrics record every N steps")
+    eval_tasks: str = _f("", "lm-evaluation-harness tasks run every eval_steps during training, comma-separated "
+                             "(e.g. wb_arithmetic,wb_preferences; empty = none)")
+    eval_tasks_limit: int = _f(20, "examples per task for eval_tasks")
     sample_prompts: int = _f(2, "eval prompts to generate from at each eval (0 = none)")
     sample_max_new_tokens: int = _f(48, "max new tokens per sample")
     seed: int = _f(0, "random seed")
@@ -116,6 +119,9 @@ class TrainConfig:
         for name in ("max_steps", "batch_size", "grad_accum", "max_length",
                      "logging_steps", "eval_steps", "save_steps"):
             _check_int(name, getattr(self, name), 1)
+        _check_int("eval_tasks_limit", self.eval_tasks_limit, 1)
+        if not isinstance(self.eval_tasks, str):
+            raise WorkbenchError(f"eval_tasks must be comma-separated task names, got {self.eval_tasks!r}")
         for name in ("sample_prompts", "sample_max_new_tokens"):
             _check_int(name, getattr(self, name), 0)
         _check_int("eval_rows", self.eval_rows, 0, " (0 = no eval)")

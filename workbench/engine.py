@@ -42,6 +42,7 @@ class Plan:
     selection: Any
     device: str
     bf16: bool
+    eval_tasks: Any = None        # evaluation.EvalConfig for in-training harness evals, or None
 
     def resolved(self) -> dict:
         """config.json: the full configuration with every default filled in."""
@@ -68,11 +69,29 @@ def plan(config: TrainConfig) -> Plan:
     peft_config = build_peft_config(cfg.peft, cfg.peft_args)
     check_against_model(cfg.peft, cfg.peft_args, resolve(cfg.model))
     device = pick_device(cfg.device)
+    eval_tasks = _eval_tasks(cfg, spec)
     train_ds, eval_ds, selection = _load_data(cfg, spec.data_format)
     if spec.check_data is not None:
         spec.check_data(cfg, method_cfg, load_tokenizer(cfg.model), train_ds)
     return Plan(cfg, spec, method_cfg, peft_config, train_ds, eval_ds, selection, device,
-                use_bf16(device, cfg.precision))
+                use_bf16(device, cfg.precision), eval_tasks)
+
+
+def _eval_tasks(cfg: TrainConfig, spec: MethodSpec):
+    """The harness settings for `eval_tasks`, every task's data checked now (one line if a task
+    is unknown or its data unavailable), or None."""
+    if not cfg.eval_tasks.strip():
+        return None
+    if spec.coordinated:
+        raise WorkbenchError(f"eval_tasks: not available for {cfg.method!r} yet (its rounds already report "
+                             "held-out accuracy); run `workbench eval` on the run directory afterwards")
+    from .evaluation import EvalConfig
+    from .evaluation.harness import load_task
+
+    ecfg = EvalConfig(tasks=cfg.eval_tasks, limit=cfg.eval_tasks_limit).validate()
+    for task in ecfg.tasks:
+        load_task(task, ecfg)
+    return ecfg
 
 
 def train(config: TrainConfig, listeners: Iterable[Listener] = (), stop: threading.Event | None = None,
@@ -104,6 +123,10 @@ def train(config: TrainConfig, listeners: Iterable[Listener] = (), stop: threadi
             job.close()
         else:
             run.attach(job, sampler=Sampler(tok, _sample_prompts(p), cfg.sample_max_new_tokens))
+            if p.eval_tasks is not None:
+                from .evaluation.callback import HarnessEvalCallback
+
+                job.add_callback(HarnessEvalCallback(run, p.eval_tasks, tok, every=cfg.eval_steps))
             job.train(resume_from_checkpoint=str(run.checkpoint) if run.checkpoint else None)
             steps = job.state.global_step
         run.save_final(job.save_model)

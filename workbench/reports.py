@@ -67,6 +67,33 @@ def loss_figure(records: Sequence[MetricsRecord], title: str = "loss") -> go.Fig
     return fig
 
 
+HARNESS_PREFIX = "harness/"
+HARNESS_SUFFIXES = ("_stderr", "/n", "/limit")
+
+
+def harness_keys(records: Iterable[MetricsRecord]) -> list[str]:
+    """The harness metrics (harness/<task>/<metric>) present in eval records, in first-seen order."""
+    keys: dict[str, None] = {}
+    for r in records:
+        if r.kind is Kind.EVAL:
+            for k in r.values:
+                if k.startswith(HARNESS_PREFIX) and not k.endswith(HARNESS_SUFFIXES):
+                    keys.setdefault(k)
+    return list(keys)
+
+
+def harness_figure(records: Sequence[MetricsRecord]) -> go.Figure:
+    """Harness scores (eval_tasks during training) against step, ± 1 stderr."""
+    fig = go.Figure()
+    for key in harness_keys(records):
+        xs, ys = series(records, key)
+        fig.add_scatter(x=xs, y=ys, mode="lines+markers", name=key.removeprefix(HARNESS_PREFIX),
+                        error_y=dict(type="data", array=errors(records, key, key + "_stderr"), visible=True))
+    fig.update_layout(title="harness scores (eval_tasks)", xaxis_title="step", yaxis_title="score", height=300,
+                      margin=dict(l=50, r=20, t=40, b=40), template="plotly_white")
+    return fig
+
+
 # How the preference metrics are grouped into panels (each key one trace).
 PREFERENCE_PANELS = {
     "rewards (chosen vs rejected)": ("rewards/chosen", "rewards/rejected"),

@@ -11,7 +11,7 @@ from workbench.config import TrainConfig
 from workbench.errors import UnknownNameError, WorkbenchError
 from workbench.methods import get_method
 from workbench.reports import final_values, series
-from workbench.runs.records import MetricsRecord
+from workbench.runs.records import Kind, MetricsRecord
 
 
 def test_form_from_method_dataclass_returns_only_changes():
@@ -120,3 +120,18 @@ def test_headless_detection_follows_the_environment(monkeypatch):
     assert is_headless()
     monkeypatch.delenv("WORKBENCH_HEADLESS")
     assert is_headless()  # plain Python: no notebook front end
+
+
+def test_live_curves_show_harness_scores_when_eval_tasks_report():
+    curves = LiveCurves(live=True, min_interval=0.0)
+    curves.add(MetricsRecord(1, Kind.TRAIN, {"loss": 2.0}))
+    assert curves.harness_box.layout.display == "none"
+    for step, acc in ((0, 0.25), (2, 0.5)):
+        curves.add(MetricsRecord(step, Kind.EVAL, {"harness/wb_arithmetic/exact_match": acc,
+                                                   "harness/wb_arithmetic/exact_match_stderr": 0.1,
+                                                   "harness/wb_arithmetic/n": 4}))
+    assert curves.harness_box.layout.display == "flex"
+    (trace,) = curves.harness_fig.data
+    assert trace.name == "wb_arithmetic/exact_match"
+    assert list(trace.x) == [0, 2] and list(trace.y) == [0.25, 0.5] and list(trace.error_y.array) == [0.1, 0.1]
+    assert len(curves.figures()) == 2  # loss + harness, for static output too

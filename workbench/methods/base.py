@@ -29,6 +29,7 @@ class MethodSpec:
     summary: str                     # one line for listings
     build_trainer: Callable[["TrainContext"], Any]
     family: str = "sft"              # sft | preference | online
+    coordinated: bool = False        # build_trainer returns a Coordinator (several trainers), not one trainer
     peft_ok: Callable[[str], bool] = lambda peft: True  # which PEFT types make sense
     # Checks that need the run's TrainConfig as well as the method's knobs; the engine calls
     # it before the run directory exists. Raises WorkbenchError.

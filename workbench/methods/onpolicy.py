@@ -116,4 +116,5 @@ for _name, _cls, _summary in (
          "iterative/online DPO: each round's pairs sampled from the current policy, labelled by a checker"),
         ("onpolicy-aft", OnPolicyAFTArgs, "AFT on self-sampled, checker-ranked answers, round after round")):
     register(MethodSpec(name=_name, config_cls=_cls, data_format="verifiable", summary=_summary,
-                        build_trainer=build_onpolicy_coordinator, family="online", check=check_onpolicy))
+                        build_trainer=build_onpolicy_coordinator, family="online", check=check_onpolicy,
+                        coordinated=True))
