@@ -149,7 +149,7 @@ def _trim_at_stop(tok, out_ids: torch.Tensor, valid: torch.Tensor, stop: list[st
     return valid
 
 
-def token_shift(base, tuned, prompts, *, max_new_tokens: int = 64, batch_size: int = 8,
+def token_shift(base, tuned, prompts, *, max_new_tokens: int = 64, batch_size: int = 16,
                 top_k: int = 5, tuned_system_prompt: str | None = None, greedy: bool = True,
                 rescore_tuned: bool = False, precision: str = "fp32",
                 max_prompts: int | None = None, progress: bool = True,
