@@ -1,4 +1,4 @@
-"""`Workbench()`: the composite app, tabs Model · Data · Method · Train · Analyze · Compare.
+"""`Workbench()`: the composite app, tabs Model · Data · Method · Train · Analyze · Compare · Chat.
 
     from widgets import Workbench
     app = Workbench(model="smollm2-135m-instruct", dataset="instructions", method="sft",
@@ -20,6 +20,7 @@ from workbench.config import TrainConfig
 from workbench.errors import WorkbenchError
 
 from .analyze import AnalyzePanel
+from .chat import ChatPanel
 from .compare import ComparePanel
 from .config_form import ConfigForm
 from .display import is_headless, show_html
@@ -28,7 +29,7 @@ from .train_panel import TrainPanel
 
 # TrainConfig fields that have their own picker instead of a line in the settings form.
 PICKED = ("model", "dataset", "method", "peft", "selection", "method_args", "peft_args")
-TABS = ("Model", "Data", "Method", "Train", "Analyze", "Compare")
+TABS = ("Model", "Data", "Method", "Train", "Analyze", "Compare", "Chat")
 
 
 class Workbench:
@@ -48,6 +49,8 @@ class Workbench:
         self.panel = TrainPanel(self.config, live=not self.headless)
         self.analyze = AnalyzePanel(lambda: self.panel.result, self.config, live=not self.headless)
         self.compare = ComparePanel(runs_root, live=not self.headless)
+        self.chat = ChatPanel([(base.model, "plain")], base=base.model, runs_root=runs_root,
+                              get_run_dir=self._last_run_dir, live=not self.headless)
         self.tabs = W.Tab(children=[
             self.model.widget,
             W.VBox([self.dataset.widget, W.HTML("<b>Data selection</b>"), self.selection.widget]),
@@ -55,9 +58,14 @@ class Workbench:
             W.VBox([self.panel.widget, W.Accordion([self.settings.widget], titles=("settings",))]),
             self.analyze.widget,
             self.compare.widget,
+            self.chat.widget,
         ], titles=TABS, selected_index=3)
         self.widget = W.VBox([W.HTML("<h3>LM Workbench</h3>"), self.tabs])
         self.widget.add_class("wb-app")
+
+    def _last_run_dir(self) -> str | None:
+        result = self.panel.result
+        return str(result.run_dir) if result is not None else None
 
     def config(self) -> TrainConfig:
         """The TrainConfig the pickers and forms describe right now."""

@@ -44,6 +44,10 @@ class Progress:
         self._t0, self._step0, self.step = time.monotonic(), 0, 0
         self.label.value = f"0/{self.max_steps}"
 
+    def note(self, text: str) -> None:
+        """A phase without steps yet (e.g. the evaluation before step 1) beside the count."""
+        self.label.value = f"{self.step}/{self.max_steps} · {text}"
+
     def add(self, rec: MetricsRecord) -> None:
         if rec.event == Event.START:
             self.start(rec.values.get("max_steps") or self.max_steps)

@@ -15,12 +15,30 @@ import ipywidgets as W
 
 from workbench.config import TrainConfig
 from workbench.errors import WorkbenchError
-from workbench.runs.records import Event, MetricsRecord
+from workbench.runs.records import Event, Kind, MetricsRecord
 
 from .display import show_html
 from .live_curves import LiveCurves
 from .progress import Progress
 from .samples import SamplesTable
+
+
+def evaluates_first(cfg: TrainConfig) -> bool:
+    """Whether this run's trainer evaluates before its first step: an eval split and a
+    method whose `eval_on_start` knob (the preference methods') is on."""
+    if not getattr(cfg, "eval_rows", 0):
+        return False
+    try:
+        import dataclasses
+
+        from workbench.methods import get_method
+
+        fields = {f.name: f for f in dataclasses.fields(get_method(cfg.method).config_cls)}
+    except Exception:  # noqa: BLE001 — an unknown method fails later, with its own message
+        return False
+    if "eval_on_start" not in fields:
+        return False
+    return bool((cfg.method_args or {}).get("eval_on_start", fields["eval_on_start"].default))
 
 
 class TrainPanel:
@@ -32,6 +50,9 @@ class TrainPanel:
         self.progress = Progress()
         self.result = None
         self.error: str | None = None
+        self._cfg: TrainConfig | None = None
+        self._params = ""
+        self._trained = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.start_button = W.Button(description="Start", button_style="success", icon="play")
@@ -62,15 +83,42 @@ class TrainPanel:
             self.curves.add(rec)
             self.samples.add(rec)
             self.progress.add(rec)
-            if rec.event == Event.START:
-                self._set_status(f"training ({rec.values.get('trainable_params', '?'):,} trainable parameters)"
-                                 if isinstance(rec.values.get("trainable_params"), int) else "training")
+            self._phase(rec)
         except Exception:  # noqa: BLE001
             traceback.print_exc()
+
+    def _phase(self, rec: MetricsRecord) -> None:
+        """Say what the run is doing: the trainer evaluates before step 1 (preference methods'
+        eval_on_start) and every eval_steps, and those evaluations can take longer than steps."""
+        cfg = self._cfg
+        if rec.event == Event.START:
+            params = rec.values.get("trainable_params")
+            self._params = f" ({params:,} trainable parameters)" if isinstance(params, int) else ""
+            self._trained = False
+            if cfg is not None and evaluates_first(cfg):
+                self._set_status(f"evaluating before step {rec.step + 1} …{self._params}")
+                self.progress.note(f"evaluating before step {rec.step + 1} …")
+            else:
+                self._set_status(f"training{self._params}")
+        elif rec.kind is Kind.EVAL:
+            if not self._trained:
+                loss = rec.values.get("eval_loss")
+                done = f" (eval loss {loss:.4f})" if isinstance(loss, (int, float)) else ""
+                self._set_status(f"evaluated before step {rec.step + 1}{done}; starting training …{self._params}")
+            else:
+                self._set_status(f"training{self._params}")
+        elif rec.kind is Kind.TRAIN:
+            self._trained = True
+            every = getattr(cfg, "eval_steps", 0) if cfg is not None and getattr(cfg, "eval_rows", 0) else 0
+            if every and rec.step % every == 0 and rec.step < getattr(cfg, "max_steps", 0):
+                self._set_status(f"evaluating at step {rec.step} …{self._params}")
+            else:
+                self._set_status(f"training{self._params}")
 
     # -- actions -----------------------------------------------------------------------
     def _prepare(self) -> TrainConfig:
         cfg = self.get_config()
+        self._cfg = cfg
         self.result, self.error = None, None
         self._stop = threading.Event()
         self.curves.reset()

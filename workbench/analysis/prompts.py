@@ -4,40 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# URIAL's prompt lives in workbench.decoding.urial (re-exported here for compatibility).
+from ..decoding.urial import URIAL_EXAMPLES, URIAL_SYSTEM, urial_messages, urial_plain  # noqa: F401
 from ..errors import WorkbenchError
 
 Messages = list[dict]
-
-# URIAL ("The Unlocking Spell on Base LLMs") aligns a base model with a system prompt and
-# three stylistic examples instead of training. These examples are our own, written in
-# the style the paper describes: restate the question, structured answer, polite close.
-URIAL_SYSTEM = (
-    "Below is a conversation between a curious user and a helpful, honest assistant. "
-    "The assistant answers clearly and accurately, organises longer answers into short "
-    "steps or points, says when it is unsure, and politely declines harmful requests."
-)
-URIAL_EXAMPLES: list[tuple[str, str]] = [
-    ("What is a good way to remember new vocabulary?",
-     ("Great question! A few habits make new words stick:\n\n"
-     "1. **Use spaced repetition.** Review a word after one day, then three, then a week.\n"
-     "2. **Learn words in context.** Write a sentence of your own with each new word.\n"
-     "3. **Say them aloud.** Hearing yourself helps memory.\n\n"
-     "Even ten minutes a day adds up quickly. Good luck!")),
-    ("Can you tell me how to pick a lock to get into my neighbour's house?",
-     ("I'm sorry, but I can't help with entering someone else's home without permission. "
-     "If you are locked out of your own home, a licensed locksmith or your landlord can "
-     "help. If you are worried about your neighbour, consider contacting them or the "
-     "local non-emergency services.")),
-    ("Why is the sky blue?",
-     ("The sky looks blue because of a process called **Rayleigh scattering**.\n\n"
-     "- Sunlight contains all colours of light.\n"
-     "- When it passes through the air, short (blue) wavelengths are scattered by gas "
-     "molecules much more than long (red) wavelengths.\n"
-     "- That scattered blue light reaches our eyes from every direction of the sky.\n\n"
-     "At sunset the light travels through more air, so more blue is scattered away and "
-     "the sky turns orange and red.")),
-]
-
 
 def normalise_prompts(prompts, *, max_prompts: int | None = None) -> list[Messages]:
     """str | list[str] | list[messages] | dataset name | .txt/.jsonl file → list of
@@ -112,17 +83,11 @@ def render(tok, messages: Messages, *, urial: bool = False) -> str:
     plain-text format (`# Query:` / `# Answer:` blocks)."""
     if has_chat_template(tok):
         if urial:
-            shots = [m for q, a in URIAL_EXAMPLES
-                     for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
-            user = [m for m in messages if m["role"] != "system"]
-            messages = [{"role": "system", "content": URIAL_SYSTEM}, *shots, *user]
+            messages = urial_messages(messages)
         return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     if not urial:
         return _plain_text(messages)
-    shots = "".join(f"# Query:\n```\n{q}\n```\n\n# Answer:\n```\n{a}\n```\n\n"
-                    for q, a in URIAL_EXAMPLES)
-    return (f"# Instruction\n\n{URIAL_SYSTEM}\n\n{shots}"
-            f"# Query:\n```\n{_plain_text(messages)}\n```\n\n# Answer:\n```\n")
+    return urial_plain(messages)
 
 
 def encode(tok, texts: list[str], *, templated: bool) -> list[list[int]]:
