@@ -16,6 +16,11 @@ FORBIDDEN = {
     "methods": {"engine", "cli", "sweeps", "notebooks"},
     "data": {"runs", "training", "methods", "onpolicy", "engine", "cli"},
     "models": {"runs", "training", "methods", "onpolicy", "engine", "cli", "data"},
+    # the packages on top of a run: they read models and runs, never the engine or the CLI
+    "decoding": {"training", "engine", "cli", "sweeps", "notebooks", "merging", "evaluation", "checking"},
+    "evaluation": {"training", "engine", "cli", "sweeps", "notebooks", "merging", "checking"},
+    "merging": {"training", "engine", "cli", "sweeps", "notebooks", "evaluation", "checking"},
+    "checking": {"runs", "training", "methods", "onpolicy", "engine", "cli", "analysis", "decoding", "merging"},
 }
 
 
