@@ -49,6 +49,7 @@ class Workbench:
         self.panel = TrainPanel(self.config, live=not self.headless)
         self.analyze = AnalyzePanel(lambda: self.panel.result, self.config, live=not self.headless)
         self.compare = ComparePanel(runs_root, live=not self.headless)
+        self.compare.follow(self.panel)  # refresh the run list and select the newest when a run starts/ends
         self.chat = ChatPanel([(base.model, "plain")], base=base.model, runs_root=runs_root,
                               get_run_dir=self._last_run_dir, live=not self.headless)
         self.tabs = W.Tab(children=[

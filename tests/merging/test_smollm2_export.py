@@ -1,0 +1,49 @@
+"""SmolLM2-135M (llama architecture, the real built-in model): a LoRA run merged with
+another and exported as safetensors, GGUF f32 and GGUF f16, each read back with plain
+transformers and compared with the run's logits at the stated tolerance. Slow: two real
+training runs and three 135M-parameter exports."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smol_runs(tmp_path_factory):
+    from workbench import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("smol")
+    out = {}
+    for name, data in (("a", "instructions"), ("b", "tasks")):
+        cfg = TrainConfig(model="smollm2-135m-instruct", dataset=data, peft="lora", max_steps=2, batch_size=2,
+                          max_length=64, max_rows=8, eval_rows=0, sample_prompts=0, learning_rate=1e-3,
+                          run_dir=str(root / name))
+        out[name] = str(train(cfg).run_dir)
+    return out
+
+
+def _logits(model, tok):
+    ids = torch.tensor([tok("The capital of France is Paris. 12 + 30 = 42")["input_ids"]])
+    with torch.no_grad():
+        return model(input_ids=ids).logits.float()
+
+
+@pytest.mark.parametrize("fmt,dtype,tol", [("safetensors", "f32", 5e-4), ("gguf", "f32", 5e-4), ("gguf", "f16", 5e-2)])
+def test_smollm2_merge_exports_round_trip(smol_runs, tmp_path, fmt, dtype, tol):
+    from workbench import merge
+    from workbench.merging.export import export_run
+    from workbench.runs import load_run_model
+
+    merged = merge([smol_runs["a"], smol_runs["b"]], "ties", density=0.5, out=tmp_path / "merged")
+    model, tok, _ = load_run_model(merged.run_dir, device="cpu")
+    expected = _logits(model.eval(), tok)
+    result = export_run(merged.run_dir, tmp_path / "export", fmt, dtype=dtype)
+    got = _logits(result.reloaded, tok)
+    diff = (got - expected).abs().max().item()
+    print(f"SmolLM2 {fmt} {dtype}: max |Δlogit| {diff:.2e} (logit scale {expected.abs().max().item():.1f})")
+    assert diff <= tol
+    assert json.loads((tmp_path / "export" / "export.json").read_text())["max_abs_logit_diff"] <= tol
