@@ -82,7 +82,8 @@ def run_workbench(path: str, args, work: Path, log: StepLog) -> None:
     cfg = TrainConfig(model=args.model, dataset=dataset, method=method, peft=peft, max_steps=args.steps,
                       batch_size=args.batch_size, max_length=args.max_length, learning_rate=args.lr,
                       eval_rows=0, sample_prompts=0, save_steps=10 ** 6, run_dir=str(work / "run"),
-                      max_rows=args.rows, method_args=margs, peft_args={"r": args.r, "lora_alpha": args.alpha})
+                      max_rows=args.rows, method_args=margs,
+                      peft_args={"r": args.r, "lora_alpha": args.alpha} if peft == "lora" else {})
     train(cfg, listeners=[lambda rec: rec.kind.value == "train" and log.add(rec.step, rec.values)])
 
 
