@@ -50,6 +50,13 @@ IDS = [[1, 504, 2385, 28, 3201, 1134, 288, 1941, 30, 2]]  # a fixed token sequen
 
 
 @pytest.fixture(scope="session")
+def logit_ids():
+    """The token ids the `logits` fixture runs (a fixture: `from conftest import` picks whichever
+    conftest module was imported first)."""
+    return IDS
+
+
+@pytest.fixture(scope="session")
 def logits():
     """logits(run_dir_or_model): a run through the workbench's own loader (load_run_model),
     cached per path; logits(dir, light=True) loads the weights with plain transformers/PEFT."""

@@ -12,7 +12,7 @@ from workbench.cli.main import main
 from workbench.errors import WorkbenchError
 
 
-def test_merge_shift_export_from_the_cli(runs, logits, tmp_path, capsys):
+def test_merge_shift_export_from_the_cli(runs, logits, logit_ids, tmp_path, capsys):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     merged = tmp_path / "merged"
@@ -37,10 +37,9 @@ def test_merge_shift_export_from_the_cli(runs, logits, tmp_path, capsys):
     plain = AutoModelForCausalLM.from_pretrained(str(exported), dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(str(exported))
     assert tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
-    from conftest import IDS  # the fixed token ids the logits fixture uses
 
     with torch.no_grad():
-        got = plain(input_ids=torch.tensor(IDS)).logits
+        got = plain(input_ids=torch.tensor(logit_ids)).logits
     assert torch.allclose(got, logits(merged), atol=1e-5), (got - logits(merged)).abs().max()
     recorded = json.loads((exported / "export.json").read_text())
     assert recorded["max_abs_logit_diff"] <= recorded["tolerance"] == 5e-4
@@ -52,12 +51,11 @@ def test_merge_shift_export_from_the_cli(runs, logits, tmp_path, capsys):
     assert sorted(p.name for p in exported.iterdir()) == before
 
 
-def test_gguf_round_trip_on_a_llama_run(runs, logits, tmp_path):
+def test_gguf_round_trip_on_a_llama_run(runs, logits, logit_ids, tmp_path):
     """tiny-llama is llama-architecture: its LoRA run exported as F32 GGUF and read back by
     transformers' own GGUF loader (gguf_file=) gives the run's logits. (Reading a GGUF with
     a 49k-token vocabulary costs transformers ~10 s per pass, so the test compares the model
     the export itself read back, once, instead of reading the file a second time.)"""
-    from conftest import IDS
 
     from workbench.merging.export import export_run
 
@@ -69,7 +67,7 @@ def test_gguf_round_trip_on_a_llama_run(runs, logits, tmp_path):
     assert model.config.num_key_value_heads == 2  # grouped-query attention: k's permutation uses 2 heads
     assert not hasattr(model, "peft_config")       # plain transformers, adapter merged in
     with torch.no_grad():
-        got = model(input_ids=torch.tensor(IDS)).logits
+        got = model(input_ids=torch.tensor(logit_ids)).logits
     diff = (got - logits(runs["a"])).abs().max().item()
     assert diff < 1e-4, diff
     recorded = json.loads((out / "export.json").read_text())
