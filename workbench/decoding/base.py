@@ -82,18 +82,14 @@ _STRATEGIES: dict[str, StrategySpec] = {}
 def register(spec: StrategySpec) -> StrategySpec:
     """Add a strategy. A name already taken by a different strategy is refused; the same
     definition again (a re-imported module) replaces itself."""
+    from ..methods.base import same_definition
+
     known = _STRATEGIES.get(spec.name)
-    if known is not None and known is not spec and not _same_origin(known, spec):
+    if known is not None and known is not spec and not same_definition(known, spec, "config_cls", "factory"):
         raise WorkbenchError(f"decoding strategy {spec.name!r} is already registered "
                              f"(by {known.factory.__module__}); choose another name")
     _STRATEGIES[spec.name] = spec
     return spec
-
-
-def _same_origin(a: StrategySpec, b: StrategySpec) -> bool:
-    return all(getattr(x, "__module__", None) == getattr(y, "__module__", None)
-               and getattr(x, "__qualname__", None) == getattr(y, "__qualname__", None)
-               for x, y in ((a.config_cls, b.config_cls), (a.factory, b.factory)))
 
 
 def get_strategy(name: str) -> StrategySpec:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..errors import UnknownNameError, WorkbenchError
-from ..methods.base import MethodArgs, positive
+from ..methods.base import MethodArgs, positive, same_definition
 
 
 @dataclass
@@ -68,9 +68,7 @@ _MERGES: dict[str, MergeSpec] = {}
 def register(spec: MergeSpec) -> MergeSpec:
     """Add a merge method. A name already taken by a different definition is refused."""
     known = _MERGES.get(spec.name)
-    if known is not None and known is not spec and not (
-            known.config_cls.__module__ == spec.config_cls.__module__
-            and known.config_cls.__qualname__ == spec.config_cls.__qualname__):
+    if known is not None and known is not spec and not same_definition(known, spec, "config_cls"):
         raise WorkbenchError(f"merge method {spec.name!r} is already registered "
                              f"(by {known.config_cls.__module__}); choose another name")
     _MERGES[spec.name] = spec

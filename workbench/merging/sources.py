@@ -3,12 +3,11 @@ weights are loaded or anything is written: each is a finished run; all are LoRA 
 or all full weights; one base model; one tokenizer; one architecture."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import WorkbenchError
-from ..runs.store import FINAL, open_run
+from ..runs.store import FINAL, open_run, read_json_object
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 # config.json keys that must agree for two full models to be merged entry by entry.
@@ -49,16 +48,6 @@ class Source:
                 "max_steps": c.get("max_steps"), "kind": self.kind, "rank": self.rank}
 
 
-def _read_json(path: Path, what: str) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise WorkbenchError(f"{path}: cannot read the {what} ({type(e).__name__})") from None
-    if not isinstance(data, dict):
-        raise WorkbenchError(f"{path}: the {what} is not a JSON object")
-    return data
-
-
 def read_source(path) -> Source:
     info = open_run(Path(str(path)).expanduser())
     final = info.path / FINAL
@@ -68,7 +57,7 @@ def read_source(path) -> Source:
     if not info.config.get("model"):
         raise WorkbenchError(f"run {info.path}: config.json names no base model (key 'model')")
     if (final / "adapter_config.json").is_file():
-        adapter = _read_json(final / "adapter_config.json", "adapter configuration")
+        adapter = read_json_object(final / "adapter_config.json", "adapter configuration")
         kind = "lora"
         peft_type = str(adapter.get("peft_type", "")).upper()
         if peft_type != "LORA":
@@ -135,8 +124,8 @@ def check_sources(sources: list[Source], base: str | None = None) -> str:
             raise WorkbenchError(f"{pair} cannot be merged: they were tuned from different base models "
                                  f"({first.base!r} vs {other.base!r}); task vectors only add up over one base")
         if first.kind == "full":
-            ca = _read_json(first.final / "config.json", "model configuration")
-            cb = _read_json(other.final / "config.json", "model configuration")
+            ca = read_json_object(first.final / "config.json", "model configuration")
+            cb = read_json_object(other.final / "config.json", "model configuration")
             diff = [k for k in _SHAPE_KEYS if ca.get(k) != cb.get(k)]
             if diff:
                 k = diff[0]

@@ -89,18 +89,20 @@ def register(spec: MethodSpec) -> MethodSpec:
     """Add a method. A name already taken by a different method is refused; registering
     the same spec again (or a re-imported module's own spec) is a no-op/replacement."""
     known = _METHODS.get(spec.name)
-    if known is not None and known is not spec and not _same_origin(known, spec):
+    if known is not None and known is not spec and not same_definition(known, spec, "config_cls", "build_trainer"):
         raise WorkbenchError(f"method {spec.name!r} is already registered (by {known.config_cls.__module__}); "
                              "choose another name")
     _METHODS[spec.name] = spec
     return spec
 
 
-def _same_origin(a: MethodSpec, b: MethodSpec) -> bool:
-    """Both specs come from the same definition (a module imported again, e.g. reloaded)."""
+def same_definition(a, b, *attrs: str) -> bool:
+    """Two registry entries come from the same definition (a module imported again, e.g.
+    reloaded): each named attribute has the same module and qualified name. Shared by the
+    registries of methods, decoding strategies and merge methods."""
     return all(getattr(x, "__module__", None) == getattr(y, "__module__", None)
                and getattr(x, "__qualname__", None) == getattr(y, "__qualname__", None)
-               for x, y in ((a.config_cls, b.config_cls), (a.build_trainer, b.build_trainer)))
+               for x, y in ((getattr(a, n), getattr(b, n)) for n in attrs))
 
 
 def get_method(name: str) -> MethodSpec:
