@@ -63,18 +63,22 @@ def notebook_parameters(path: str | Path) -> dict[str, Any]:
 
 def check_parameters(path: str | Path, parameters: dict[str, Any]) -> None:
     known = notebook_parameters(path)
-    _check_declared(path, parameters, known)
+    check_declared(path, parameters, known)
 
 
-def _check_declared(path, parameters, known) -> None:
+def check_declared(path, parameters, known, where: str | None = None) -> None:
+    """Every given parameter is declared by the notebook's parameters cell; `where` names the
+    source of the parameters (a profile, a --params file) in the error."""
+    src = f" from {where}" if where else ""
     if parameters and not known:
         raise WorkbenchError(f"{Path(path).name}: no cell tagged 'parameters', so it takes no parameters "
-                             f"(got {', '.join(sorted(parameters))})")
+                             f"(got {', '.join(sorted(parameters))}{src})")
     for name in parameters:
         if name not in known:
             from .errors import UnknownNameError
 
-            raise UnknownNameError(f"parameter of {Path(path).name}", name, known)
+            raise UnknownNameError(f"parameter of {Path(path).name}" + (f" (from {where})" if where else ""),
+                                   name, known)
 
 
 def _declared_parameters(path: Path) -> dict[str, Any]:
@@ -106,7 +110,7 @@ def execute(notebook: str | Path, out_dir: str | Path, parameters: dict[str, Any
     parameters = dict(parameters or {})
     declared = _declared_parameters(notebook) if parameters else None
     if parameters:
-        _check_declared(notebook, parameters, declared)
+        check_declared(notebook, parameters, declared)
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

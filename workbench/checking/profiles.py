@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnknownNameError, WorkbenchError
+from ..notebooks import check_declared
 
 DEFAULT_PROFILE = "ci"
 LEGACY_KEY = "test_parameters"
@@ -86,9 +87,9 @@ def resolve_parameters(notebook: Path, declared: dict[str, Any], profile: str | 
         raise WorkbenchError(f"unknown profile {profile!r}: {notebook.name} declares no profiles "
                              f"(metadata.workbench.profiles)")
     params = dict(profiles.get(used, {}))
-    _check(notebook, params, declared, f"profile {used!r} in its metadata")
+    check_declared(notebook, params, declared, f"profile {used!r} in its metadata")
     section = overrides.section(notebook)
-    _check(notebook, section, declared, f"{overrides.path}")
+    check_declared(notebook, section, declared, f"{overrides.path}")
     params.update({k: v for k, v in overrides.common.items() if k in declared})
     params.update(section)
     return used, params
@@ -110,10 +111,3 @@ def check_common_overrides(overrides: ParamsFile, declared_by: dict[Path, dict[s
                   file=sys.stderr)
 
 
-def _check(notebook: Path, params: dict[str, Any], declared: dict[str, Any], where: str) -> None:
-    if params and not declared:
-        raise WorkbenchError(f"{notebook.name} has no cell tagged 'parameters' but {where} sets "
-                             f"{', '.join(sorted(params))}")
-    for name in params:
-        if name not in declared:
-            raise UnknownNameError(f"parameter of {notebook.name} (from {where})", name, declared)
