@@ -129,6 +129,44 @@ class EvalResult:
         return [MetricsRecord(step, Kind.EVAL, s.record_values()) for s in self.scores
                 if model is None or s.model == model]
 
+    def changes(self, base: str, z: float = 2.0) -> pd.DataFrame:
+        """Each other model against `base`, task by task (primary metric): the change, its
+        standard error sqrt(se_base² + se²) (independent samples), and whether |change| exceeds
+        z standard errors (None where the harness gives no stderr, e.g. perplexity) — with a few
+        dozen examples most changes do not."""
+        t = self.table()
+        if t.empty:
+            return pd.DataFrame(columns=["task", "metric", "model", "base", "tuned", "change", "stderr",
+                                         "beyond_noise"])
+        ref = t[t["model"] == base].set_index("task")
+        if ref.empty:
+            raise KeyError(f"no scores for the base model {base!r}; models: {', '.join(dict.fromkeys(t['model']))}")
+        rows = []
+        for _, r in t[t["model"] != base].iterrows():
+            if r["task"] not in ref.index:
+                continue
+            b = ref.loc[r["task"]]
+            change = None if r["value"] is None or b["value"] is None else r["value"] - b["value"]
+            ses = [x for x in (b["stderr"], r["stderr"]) if x is not None and not math.isnan(x)]
+            se = math.sqrt(sum(x * x for x in ses)) if len(ses) == 2 else None
+            rows.append({"task": r["task"], "metric": r["metric"], "model": r["model"], "base": b["value"],
+                         "tuned": r["value"], "change": change, "stderr": se,
+                         "beyond_noise": None if change is None or se is None else bool(abs(change) > z * se)})
+        return pd.DataFrame(rows)
+
+    def _repr_html_(self) -> str:
+        """Notebook display: how many models × tasks, each model's primary scores, the table."""
+        from .. import html_repr as hr
+
+        t = self.table()
+        models = list(dict.fromkeys(t["model"])) if not t.empty else []
+        figures = [(f"{s.model} · {s.task} ({s.metric})", _fmt(s.value, s.stderr)) for s in self.scores[:8]]
+        title = f"Evaluation: {len(models)} model(s) × {t['task'].nunique() if not t.empty else 0} task(s)"
+        limit = self.config.get("limit") if isinstance(self.config, dict) else None
+        if limit:
+            title += f", up to {limit} examples per task"
+        return hr.block(hr.headline(title, figures), hr.table(self.summary()) if not t.empty else "<p>(no scores)</p>")
+
     def to_markdown(self) -> str:
         s = self.summary()
         if s.empty:

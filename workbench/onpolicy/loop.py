@@ -22,6 +22,7 @@ import statistics
 from typing import TYPE_CHECKING
 
 from ..data import tasks
+from ..methods.trainers.cpu_lm_head import use_cpu_lm_head
 from ..runs.records import Event, Kind, MetricsRecord
 from ..training.coordinator import Coordinator
 from .builders import DEFAULT_FOR_FORMAT, get_builder
@@ -168,6 +169,7 @@ class OnPolicyCoordinator(Coordinator):
                                         peft_config=None, output_dir=str(self.run.checkpoints_dir / f".round-{r}"),
                                         callbacks=[], checkpoints=False)
         trainer = self.objective_spec.build_trainer(round_ctx)
+        use_cpu_lm_head(trainer)
         cb = self.run.attach(trainer, step_offset=self.global_step, token_offset=self.tokens,
                              max_steps=ctx.config.max_steps, extra={"round": r}, lifecycle=False, checkpoints=False)
         try:
