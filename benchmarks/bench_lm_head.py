@@ -1,4 +1,4 @@
-"""The CPU LM head (workbench/methods/trainers/cpu_lm_head.py) against TRL's fused LM head,
+"""The CPU LM head (workbench/training/cpu_lm_head.py) against TRL's fused LM head,
 inside the same `workbench train` run: SFT+LoRA and DPO+LoRA, variants interleaved, each a
 fresh single-threaded process. Reported per variant: CPU seconds per step of the child
 process (robust to other load on a shared machine, unlike wall time), wall seconds per

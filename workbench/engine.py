@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from .config import TrainConfig, dataclass_from_args
+from .data.prep_bar import one_bar
 from .errors import WorkbenchError
 from .methods import MethodSpec, get_method
 from .models import load_model, load_tokenizer, pick_device, resolve, use_bf16
@@ -25,6 +26,7 @@ from .runs.store import default_run_dir
 from .threads import size_torch_threads
 from .training.context import TrainContext
 from .training.coordinator import Coordinator
+from .training.cpu_lm_head import use_cpu_lm_head
 from .training.samples import Sampler
 
 __all__ = ["Plan", "RunResult", "plan", "train"]
@@ -143,7 +145,9 @@ def _build(p: Plan, run: Run):
     ctx = TrainContext(config=cfg, method_config=p.method_config, model=model, tokenizer=tok,
                        train_dataset=p.train_dataset, eval_dataset=p.eval_dataset, peft_config=peft_config,
                        output_dir=str(run.checkpoints_dir), bf16=p.bf16, device=p.device)
-    job = p.spec.build_trainer(ctx)
+    with one_bar(1 + (p.eval_dataset is not None)):  # one bar, not four per split
+        job = p.spec.build_trainer(ctx)
+    use_cpu_lm_head(job)  # TRL's fused LM head is slow on CPU (see that module)
     post_init(cfg.peft, job.model, cfg.peft_args)  # e.g. LoRA B-only freezes A, top-k-layers the lower blocks
     trainable = sum(t.numel() for t in job.model.parameters() if t.requires_grad)
     run.start_info = {"trainable_params": trainable, "total_params": total,

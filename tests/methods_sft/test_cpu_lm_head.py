@@ -4,8 +4,8 @@ import pytest
 import torch
 from trl.trainer.utils import add_fused_lm_head
 
-from workbench.methods.trainers.cpu_lm_head import replace_fused_head
 from workbench.models import load_model
+from workbench.training.cpu_lm_head import replace_fused_head
 
 ALL = ("log_probs", "entropy", "log_sum_sq_probs", "mean_logits", "is_top1")
 

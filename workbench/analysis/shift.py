@@ -112,8 +112,18 @@ class ShiftResult:
         return html
 
     def _repr_html_(self) -> str:
+        """Headline shares, the most shifted tokens, then the coloured token view."""
+        from .. import html_repr as hr
         from .html import token_view
-        return token_view(self, max_prompts=5)
+
+        f = self.fractions
+        figures = [(c, hr.fmt(f[c], "%")) for c in CATEGORIES]
+        figures += [("output tokens", hr.fmt(self.n_tokens)), ("prompts", hr.fmt(len(self.prompts))),
+                    ("mean KL(tuned‖base)", hr.fmt(float(self.records["kl"].mean())) if self.n_tokens else "–")]
+        top = self.top_shifted(5).assign(shifted_rate=lambda d: [hr.fmt(x, "%") for x in d["shifted_rate"]])
+        return hr.block(hr.headline(f"Token shift: {self.tuned_name} vs {self.base_name}", figures),
+                        hr.table(top) if len(top) else "<p>No shifted tokens.</p>",
+                        token_view(self, max_prompts=5))
 
 
 def _json_default(o):

@@ -4,8 +4,11 @@ Nothing here re-implements a metric: the harness builds the requests, runs the m
 aggregates (mean, perplexity, stderr)."""
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
+import sys
 from pathlib import Path
 
 from ..errors import WorkbenchError
@@ -18,6 +21,28 @@ _MANAGERS: dict[bool, object] = {}
 def _quiet():
     for name in ("lm-eval", "lm_eval"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def bars_off() -> bool:
+    """Not on a terminal (a notebook kernel, papermill, a CI log)."""
+    return not sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def _request_building_bars():
+    """The harness draws a bar while it builds each task's requests and gives no switch for
+    it; off the terminal, swap its module's tqdm for a disabled one for the call."""
+    if not bars_off():
+        yield
+        return
+    from lm_eval.api import task as task_module
+
+    real = task_module.tqdm
+    task_module.tqdm = functools.partial(real, disable=True)
+    try:
+        yield
+    finally:
+        task_module.tqdm = real
 
 
 def task_manager(with_hub: bool):
@@ -113,11 +138,21 @@ def _lm_class():
                     r.arguments = (self._plain_prefix + r.arguments[0],) + tuple(r.arguments[1:])
             return requests
 
+        # The harness's per-request bars help on a terminal; in a notebook or a CI log they are
+        # noise next to our own one bar per (model, task).
         def loglikelihood(self, requests, disable_tqdm: bool = False):
-            return super().loglikelihood(self._prefix(requests), disable_tqdm=disable_tqdm)
+            return super().loglikelihood(self._prefix(requests), disable_tqdm=disable_tqdm or bars_off())
+
+        def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+            return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm or bars_off())
+
+        def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
+            # the rolling (perplexity) path calls this with its bar always on
+            return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm or bars_off(),
+                                                 override_bs=override_bs)
 
         def generate_until(self, requests, disable_tqdm: bool = False):
-            return super().generate_until(self._prefix(requests), disable_tqdm=disable_tqdm)
+            return super().generate_until(self._prefix(requests), disable_tqdm=disable_tqdm or bars_off())
 
     return WorkbenchLM
 
@@ -148,12 +183,13 @@ def run_task(lm, name: str, config: EvalConfig, *, chat: bool = False) -> dict:
     harness LM; returns its results dict (results, versions, n-samples, higher_is_better…)."""
     from lm_eval import simple_evaluate
 
-    out = simple_evaluate(
-        model=lm, tasks=[name], task_manager=task_manager(with_hub=name not in BUILTIN_TASKS),
-        limit=config.limit, num_fewshot=config.num_fewshot, bootstrap_iters=config.bootstrap_iters,
-        log_samples=False, apply_chat_template=chat, fewshot_as_multiturn=chat,
-        random_seed=config.seed, numpy_random_seed=config.seed, torch_random_seed=config.seed,
-        fewshot_random_seed=config.seed, confirm_run_unsafe_code=config.allow_code_execution)
+    with _request_building_bars():
+        out = simple_evaluate(
+            model=lm, tasks=[name], task_manager=task_manager(with_hub=name not in BUILTIN_TASKS),
+            limit=config.limit, num_fewshot=config.num_fewshot, bootstrap_iters=config.bootstrap_iters,
+            log_samples=False, apply_chat_template=chat, fewshot_as_multiturn=chat,
+            random_seed=config.seed, numpy_random_seed=config.seed, torch_random_seed=config.seed,
+            fewshot_random_seed=config.seed, confirm_run_unsafe_code=config.allow_code_execution)
     if out is None:
         raise WorkbenchError("the harness returned no results")
     return out

@@ -11,6 +11,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,6 +20,10 @@ import torch
 
 from ..errors import UnknownNameError, WorkbenchError
 from .device import pick_device
+
+# TRL 1.16 reads transformers' deprecated `is_gradient_checkpointing` alias on every trainer
+# it builds; the warning names no action a user can take, so it is silenced here, exactly.
+warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 def cache_root() -> Path:
@@ -305,9 +310,16 @@ def load_model(name: str, device: str | None = None, dtype: torch.dtype | None =
     """Load (model, tokenizer). Weights stay fp32 on CPU (bf16 is applied by autocast
     during training where the CPU supports it); on GPU the dtype can be overridden."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
     path = resolve(name)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32,
-                                                 trust_remote_code=False)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar per load is noise in a lesson
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32,
+                                                     trust_remote_code=False)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     model.to(pick_device(device))
     return model, load_tokenizer(name)

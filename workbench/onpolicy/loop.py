@@ -22,9 +22,10 @@ import statistics
 from typing import TYPE_CHECKING
 
 from ..data import tasks
-from ..methods.trainers.cpu_lm_head import use_cpu_lm_head
+from ..data.prep_bar import one_bar
 from ..runs.records import Event, Kind, MetricsRecord
 from ..training.coordinator import Coordinator
+from ..training.cpu_lm_head import use_cpu_lm_head
 from .builders import DEFAULT_FOR_FORMAT, get_builder
 from .evaluate import evaluate
 from .rewards import build_rewards, column_lists, score
@@ -168,7 +169,8 @@ class OnPolicyCoordinator(Coordinator):
                                         train_dataset=datasets.Dataset.from_list(rows), eval_dataset=None,
                                         peft_config=None, output_dir=str(self.run.checkpoints_dir / f".round-{r}"),
                                         callbacks=[], checkpoints=False)
-        trainer = self.objective_spec.build_trainer(round_ctx)
+        with one_bar(1, show=False):  # a round's pairs: no bars of their own
+            trainer = self.objective_spec.build_trainer(round_ctx)
         use_cpu_lm_head(trainer)
         cb = self.run.attach(trainer, step_offset=self.global_step, token_offset=self.tokens,
                              max_steps=ctx.config.max_steps, extra={"round": r}, lifecycle=False, checkpoints=False)
