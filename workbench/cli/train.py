@@ -1,5 +1,9 @@
 """`workbench train`: flags and/or a YAML file, `--set key=value` overrides. Every scalar
-TrainConfig field is a flag (generated from the dataclass, so the CLI never drifts)."""
+TrainConfig field is a flag (generated from the dataclass, so the CLI never drifts).
+
+`--num-processes N` (and/or `--accelerate-config FILE`) checks everything here, then starts
+N data-parallel copies of this same command through accelerate's launcher (see
+docs/scaling.md); each copy sees the launcher's RANK/WORLD_SIZE and trains its share."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,6 +11,7 @@ import json
 import sys
 
 from ..config import TrainConfig, field_help
+from ..distributed import is_main
 from ..errors import WorkbenchError
 from ..runs import Event, Kind, open_run
 
@@ -32,6 +37,12 @@ def add_parser(sub):
                    help="continue --run-dir from its last complete checkpoint (only --max-steps may change)")
     p.add_argument("--list-methods", action="store_true", help="list methods and PEFT types, then exit")
     p.add_argument("--quiet", action="store_true", help="no per-step lines")
+    p.add_argument("--num-processes", default=None, metavar="N",
+                   help="data-parallel processes, started with `accelerate launch` (GPUs: one per GPU; "
+                        "no GPU: CPU processes over gloo, each with cores/N threads)")
+    p.add_argument("--accelerate-config", default=None, metavar="FILE",
+                   help="accelerate config file passed to `accelerate launch --config_file` (e.g. FSDP; "
+                        "see templates/accelerate_fsdp.yaml)")
     p.set_defaults(func=run)
 
 
@@ -101,6 +112,11 @@ def run(args) -> int:
                 cfg.apply_flag(f.name, value)
         cfg.apply_overrides(args.set)
 
+    if args.num_processes is not None or args.accelerate_config:
+        from ._launch import launch
+
+        return launch(args, cfg)
+
     listeners = [] if args.quiet else [_print_record]
     try:
         result = train(cfg, listeners=listeners, resume=args.resume)
@@ -108,6 +124,8 @@ def run(args) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(f"workbench train: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
+    if not is_main():  # a data-parallel follower: the main process reports the run
+        return 1 if result.status == "failed" else 0
     print(json.dumps(result.summary, indent=2))
     print(f"run directory: {result.run_dir}  ({result.status})")
     if result.status == "failed":

@@ -2,7 +2,11 @@
 
 Every trainer log becomes one MetricsRecord on the run's step axis; a NaN loss or a stop
 request ends training (with a checkpoint, so the run can resume); each checkpoint the
-trainer saves is sealed complete; samples are generated at eval points and at the end."""
+trainer saves is sealed complete; samples are generated at eval points and at the end.
+
+In a multi-process run every rank has this callback (the Trainer calls it at the same points
+on each): the stop decision is combined across ranks, so all stop at the same step; the
+main rank alone records and seals (every rank generates samples, which FSDP needs)."""
 from __future__ import annotations
 
 import math
@@ -12,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 from transformers import TrainerCallback
 
+from .. import distributed
 from .records import Kind, MetricsRecord
 from .run import seal_checkpoint
 
@@ -76,14 +81,19 @@ class RunCallback(TrainerCallback):
         self._check_stop(state, control)
 
     def _check_stop(self, state, control) -> None:
-        if self.run.stopped_at is None and self.run.stop_requested():
+        # One rank stopping alone would leave the others waiting in the next gradient all-reduce.
+        # (A NaN needs no vote: the logged loss is already the mean over every rank.)
+        mine = self.run.stopped_at is not None or self.run.stop_requested()
+        if distributed.any_rank(mine) and self.run.stopped_at is None:
             self.run.stopped_at = self.step(state)
         if self.run.stopped_at is not None:
             control.should_training_stop = True
             control.should_save = self.checkpoints
 
     def on_save(self, args, state, control, **kw):
-        if self.checkpoints:
+        # Every rank writes its own rng_state_<rank>.pth into the checkpoint: seal after all have.
+        distributed.barrier()
+        if self.checkpoints and self.run.main:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.is_dir():
                 seal_checkpoint(folder, step=self.step(state))
@@ -101,5 +111,7 @@ class RunCallback(TrainerCallback):
         if self.sampler is None or model is None or step in self._sampled:
             return
         self._sampled.add(step)
+        # Every rank generates (greedy, so the same tokens): under FSDP each forward gathers the
+        # sharded weights collectively. Only the main rank's emit records them.
         for values in self.sampler(model, step):
             self.run.emit(MetricsRecord(step, Kind.SAMPLE, {**values, **self.extra}))

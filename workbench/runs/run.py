@@ -13,6 +13,10 @@ lock, the record stream (run store + listeners), stop (an Event or a STOP file),
 checkpoint sealing and choice on resume (only *complete* checkpoints count), the final
 save (written beside `final/` and renamed in, shareable files only) and the summary. An
 exception inside the `with` block marks the run failed/interrupted *with its reason*.
+
+In a multi-process (data-parallel) run only the main process opens the run with `create` or
+`resume`; the other ranks get `Run.follow(...)`, a Run that watches stop requests and takes
+part in collective saves but writes nothing, locks nothing and calls no listeners.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .. import distributed
 from ..errors import WorkbenchError
 from .lock import LOCK, RunLock
 from .records import Event, Kind, Listener, MetricsRecord
@@ -119,6 +124,7 @@ class Run:
         self.start_info: dict = {}
         self._lock = RunLock(self.path)
         self._finished = False
+        self.main = True                         # False: a follower rank of a multi-process run (writes nothing)
 
     # ---- opening ------------------------------------------------------------------------
     @classmethod
@@ -176,6 +182,15 @@ class Run:
             raise
         return run
 
+    @classmethod
+    def follow(cls, path: str | Path, config: dict, checkpoint: str | None = None) -> "Run":
+        """A non-main rank's view of the run the main process opened (path, config and resume
+        checkpoint come from it): it reports stop requests and joins collective saves only."""
+        run = cls(path, config)
+        run.main = False
+        run.checkpoint = Path(checkpoint) if checkpoint else None
+        return run
+
     @property
     def checkpoint_step(self) -> int:
         return _checkpoint_step(self.checkpoint) if self.checkpoint else 0
@@ -187,6 +202,8 @@ class Run:
     # ---- records and stop ---------------------------------------------------------------
     def emit(self, rec: MetricsRecord) -> None:
         self.step = max(self.step, rec.step)
+        if not self.main:  # the main process records the run (its logged loss is already the global mean)
+            return
         self.store.append(rec)
         self.records.append(rec)
         for fn in self.listeners:
@@ -200,6 +217,7 @@ class Run:
         self.emit(MetricsRecord(step, Kind.EVENT, {"event": Event.END}))
 
     def stop_requested(self) -> bool:
+        """This process's own view; RunCallback combines every rank's (see distributed.any_rank)."""
         return (self.stop_event is not None and self.stop_event.is_set()) or self.store.stop_file.exists()
 
     def attach(self, trainer, *, step_offset: int = 0, token_offset: int = 0, max_steps: int | None = None,
@@ -226,6 +244,8 @@ class Run:
         writes into a temporary folder, which is sealed and renamed to checkpoint-<step>;
         older checkpoints beyond `keep` are removed."""
         d = self.checkpoints_dir / f"{CHECKPOINT_PREFIX}{step}"
+        if not self.main:
+            return d
         tmp = d.with_name(f".{d.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -249,8 +269,15 @@ class Run:
         the folder replaces final/ in one rename."""
         final = self.path / FINAL
         tmp = self.path / f".{FINAL}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
+        if self.main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        # Every rank calls save: under FSDP gathering the full weights is collective. The
+        # Trainer writes on the main process only; the barriers keep the rename after it.
+        distributed.barrier()
         save(str(tmp))
+        distributed.barrier()
+        if not self.main:
+            return final
         for f in tmp.iterdir():
             if f.is_file() and f.suffix in _NOT_SHAREABLE:
                 f.unlink()
@@ -266,6 +293,8 @@ class Run:
         """A run whose last checkpoint already reached max_steps (killed during its final
         save): its weights become final/ without training again."""
         assert self.checkpoint is not None
+        if not self.main:
+            return self.save_final(lambda d: None)
 
         def save(d: str) -> None:
             copy_shareable(self.checkpoint, Path(d))
@@ -277,6 +306,8 @@ class Run:
     def finish(self, steps: int, extra: dict | None = None, runtime_s: float | None = None) -> RunResult:
         """Write summary.json from every record of the run (earlier sessions included),
         release the lock, and return the result."""
+        if not self.main:
+            return self._follower_result(steps)
         recs = [MetricsRecord.from_json(r) for r in read_jsonl(self.path / METRICS)]
         train = [r for r in recs if r.kind is Kind.TRAIN and r.get("loss") is not None]
         evals = [r for r in recs if r.kind is Kind.EVAL and r.get("eval_loss") is not None]
@@ -309,8 +340,15 @@ class Run:
         self.close()
         return RunResult(run_dir=self.path, status=status, summary=summary, records=self.records)
 
+    def _follower_result(self, steps: int) -> RunResult:
+        status = "failed" if self.nan_step is not None else "stopped" if self.stopped_at is not None else "completed"
+        self._finished = True
+        return RunResult(run_dir=self.path, status=status, summary={"status": status, "steps": steps})
+
     def fail(self, exc: BaseException) -> None:
         """Record why the run ended early (best effort: the disk may be what failed)."""
+        if not self.main:
+            return
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         reason = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
         try:

@@ -1,0 +1,88 @@
+"""A sweep's `search:` block runs an Optuna study: 4 trials on 2 workers, the one known-bad
+trial pruned through the run's own STOP (stopped early, checkpointed, resumable), the report
+with the study's history and importances; a bad search block is one line and writes nothing."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from workbench.cli.main import main
+from workbench.runs import open_run
+from workbench.runs.run import complete_checkpoints
+
+SHARED = {"model": "tiny-llama", "max_steps": 6, "eval_steps": 2, "eval_rows": 4, "sample_prompts": 0}
+# Untrained, tiny-llama's eval loss is ~10.8458; a learning rate of 1e-6 leaves it there, while
+# 3e-3..1e-2 brings it below 10.845 by the first eval (step 2). A threshold pruner therefore
+# prunes exactly the enqueued 1e-6 trial, whatever runs beside it: deterministic on 2 workers.
+SEARCH = {"metric": "eval_loss", "direction": "minimize", "n_trials": 4, "sampler": "random", "seed": 0,
+          "space": {"learning_rate": {"low": 3e-3, "high": 1e-2, "log": True},
+                    "peft.r": {"low": 4, "high": 8, "step": 4}},
+          "pruner": {"name": "threshold", "upper": 10.845},
+          "enqueue": [{"learning_rate": 1e-6, "peft.r": 4}]}
+
+
+def _write(tmp_path, spec) -> str:
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+@pytest.mark.slow
+def test_search_of_four_trials_prunes_the_bad_one(tmp_path, capsys):
+    sweep = _write(tmp_path, {"template": "train_run.ipynb", "workers": 2, "engine": "dask",
+                              "parameters": SHARED, "search": SEARCH})
+    out = tmp_path / "out"
+    assert main(["sweep", sweep, "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "4/4 trials succeeded (1 pruned)" in printed and "best: trial " in printed
+
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna.trial import TrialState
+
+    study = optuna.load_study(study_name="workbench-sweep",
+                              storage=JournalStorage(JournalFileBackend(str(out / "optuna.journal"))))
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert [t.state for t in trials] == [TrialState.PRUNED] + [TrialState.COMPLETE] * 3
+    assert trials[0].params == {"learning_rate": 1e-6, "peft.r": 4}
+    assert all(3e-3 <= t.params["learning_rate"] <= 1e-2 and t.params["peft.r"] in (4, 8) for t in trials[1:])
+    assert all(t.value < 10.845 for t in trials[1:])
+
+    # The pruned trial's run was stopped by its STOP file: early, checkpointed, resumable.
+    pruned_run = next(out.glob("000-*/run"))
+    info = open_run(pruned_run)
+    assert info.summary["status"] == "stopped" and info.summary["steps"] < SHARED["max_steps"]
+    assert complete_checkpoints(pruned_run / "checkpoints")[0], "a stopped run keeps a checkpoint to resume from"
+    assert json.loads((pruned_run / "config.json").read_text())["peft_args"]["r"] == 4  # peft.r reached peft_args
+    for run in out.glob("00[123]-*/run"):
+        assert open_run(run).summary["status"] == "completed"
+
+    report = (out / "report.html").read_text()
+    assert "Search (Optuna)" in report and "4 trials (3 complete, 1 pruned, 0 fail)" in report
+    assert "<td>pruned</td>" in report and report.count("<td>completed</td>") == 3
+    assert "Optimization History" in report and "Hyperparameter Importances" in report
+
+
+def test_bad_search_blocks_are_one_line_and_write_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    cases = [
+        ({**SEARCH, "metric": "eval_los"}, "unknown search.metric", "'eval_los'"),
+        ({**SEARCH, "sampler": "grid"}, "unknown search.sampler", "random, tpe"),
+        ({**SEARCH, "pruner": "hyperband"}, "unknown search.pruner", "median, none, threshold"),
+        ({**SEARCH, "pruner": {"name": "median", "warmup": 2}}, "search.pruner median", "warmup"),
+        ({**SEARCH, "space": {"lr": [1, 2]}}, "parameter of train_run.ipynb 'lr'"),
+        ({**SEARCH, "space": {"learning_rate": {"low": 0, "high": 1, "log": True}}}, "log: true needs low > 0"),
+        ({**SEARCH, "n_trials": 0}, "n_trials must be an integer >= 1"),
+        ({**SEARCH, "enqueue": [{"seed": 1}]}, "not in search.space"),
+    ]
+    for search, *needles in cases:
+        sweep = _write(tmp_path, {"template": "train_run.ipynb", "parameters": SHARED, "search": search})
+        assert main(["sweep", sweep, "-o", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and all(n in err for n in needles), err
+    sweep = _write(tmp_path, {"template": "train_run.ipynb", "search": SEARCH, "grid": {"peft": ["lora"]}})
+    assert main(["sweep", sweep, "-o", str(out)]) == 2
+    assert "either 'search' or 'grid'/'list'" in capsys.readouterr().err
+    assert not out.exists()
