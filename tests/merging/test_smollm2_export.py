@@ -32,16 +32,23 @@ def _logits(model, tok):
         return model(input_ids=ids).logits.float()
 
 
-@pytest.mark.parametrize("fmt,dtype,tol", [("safetensors", "f32", 5e-4), ("gguf", "f32", 5e-4), ("gguf", "f16", 5e-2)])
-def test_smollm2_merge_exports_round_trip(smol_runs, tmp_path, fmt, dtype, tol):
+@pytest.fixture(scope="module")
+def merged_run(smol_runs, tmp_path_factory):
+    """One TIES merge for all three exports (each export compares against its logits)."""
     from workbench import merge
+
+    return merge([smol_runs["a"], smol_runs["b"]], "ties", density=0.5,
+                 out=tmp_path_factory.mktemp("merged") / "merged").run_dir
+
+
+@pytest.mark.parametrize("fmt,dtype,tol", [("safetensors", "f32", 5e-4), ("gguf", "f32", 5e-4), ("gguf", "f16", 5e-2)])
+def test_smollm2_merge_exports_round_trip(merged_run, tmp_path, fmt, dtype, tol):
     from workbench.merging.export import export_run
     from workbench.runs import load_run_model
 
-    merged = merge([smol_runs["a"], smol_runs["b"]], "ties", density=0.5, out=tmp_path / "merged")
-    model, tok, _ = load_run_model(merged.run_dir, device="cpu")
+    model, tok, _ = load_run_model(merged_run, device="cpu")
     expected = _logits(model.eval(), tok)
-    result = export_run(merged.run_dir, tmp_path / "export", fmt, dtype=dtype)
+    result = export_run(merged_run, tmp_path / "export", fmt, dtype=dtype)
     got = _logits(result.reloaded, tok)
     diff = (got - expected).abs().max().item()
     print(f"SmolLM2 {fmt} {dtype}: max |Δlogit| {diff:.2e} (logit scale {expected.abs().max().item():.1f})")

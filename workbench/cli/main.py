@@ -10,7 +10,7 @@ from ..errors import WorkbenchError
 
 # Module names in workbench.cli, in the order `--help` lists them.
 COMMANDS = ("models", "datasets", "train", "select", "shift", "eval", "generate", "chat", "merge", "export",
-            "runs", "run", "sweep", "check")
+            "runs", "run", "sweep", "check", "course")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,179 @@
+"""The graded course in CI (issue 18), with real notebook execution, real nbgrader
+preprocessors and real nbval, each unit executed three times:
+
+1. the solution notebook graded by `workbench course check --profile ci` — this is also the
+   headless papermill-style run with tiny settings (an error in any cell costs points);
+2. the student release (`workbench course build`) graded the same way: 0 points, every
+   exercise scored, the grader does not crash;
+3. nbval (`pytest --nbval`, in a subprocess) on the notebooks as committed: their stored
+   outputs come from a run with the `ci` profile injected (papermill's `injected-parameters`
+   cell is committed with them), so nbval reruns the same tiny settings.
+
+nbval runs in the background while the grading runs here, one kernel each with one thread,
+so the two share the 2 cores. The same nbval run also checks a copy of unit 3 with one
+deterministic stored output changed, which must fail.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from workbench.cli.main import main
+from workbench.course import course_notebooks
+
+pytestmark = pytest.mark.slow
+
+UNITS = course_notebooks()
+TAMPERED = "03_preference_learning.ipynb"
+TAMPER_FROM, TAMPER_TO = "reward accuracy 1.00", "reward accuracy 0.75"
+
+
+def _cli(*argv) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["course", *map(str, argv)])
+    return rc, out.getvalue(), err.getvalue()
+
+
+def _tamper(src: Path, dest: Path) -> int:
+    """Copy `src` with one deterministic stored output changed; returns that cell's index among
+    the code cells (nbval's "Cell N")."""
+    nb = nbformat.read(src, as_version=4)
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and TAMPER_FROM in out.get("text", ""):
+                assert "nbval-ignore-output" not in cell.metadata.get("tags", [])
+                out["text"] = out["text"].replace(TAMPER_FROM, TAMPER_TO)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                nbformat.write(nb, dest)
+                return i
+    raise AssertionError(f"{src.name} no longer prints {TAMPER_FROM!r}: pick another output to change")
+
+
+def _start_nbval(root: Path) -> subprocess.Popen:
+    """`pytest --nbval` over copies of the committed notebooks (+ the tampered copy), in its own
+    folder so the repository's conftest and settings do not apply. JUnit XML says per cell
+    what passed."""
+    for path in UNITS:
+        shutil.copy(path, root / path.name)
+    (root / "pytest.ini").write_text("[pytest]\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "pytest", "--nbval", "--nbval-kernel-name", "python3", "-p", "no:cacheprovider",
+           "-q", "--junitxml", str(root / "nbval.xml"), str(root)]
+    return subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _nbval_results(xml: Path) -> dict[str, dict[str, str | None]]:
+    """{JUnit class name (the notebook's path in the nbval folder, dotted): {"Cell N": failure
+    text or None}}."""
+    results: dict[str, dict[str, str | None]] = {}
+    for case in ET.parse(xml).getroot().iter("testcase"):
+        failure = case.find("failure")
+        if failure is None:
+            failure = case.find("error")
+        results.setdefault(case.get("classname", ""), {})[case.get("name")] = (
+            None if failure is None else (failure.get("message", "") + "\n" + (failure.text or "")))
+    return results
+
+
+@pytest.fixture(scope="module")
+def course_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("course")
+    nbval_dir = tmp / "nbval"
+    nbval_dir.mkdir()
+    tampered_cell = _tamper(UNITS[[p.name for p in UNITS].index(TAMPERED)], nbval_dir / "tampered" / TAMPERED)
+    nbval = _start_nbval(nbval_dir)
+    try:
+        release = tmp / "release"
+        rc, out, err = _cli("build", "--out", release)
+        assert rc == 0, err
+        # A student who "fixes" a check cell gets it back from the solution notebook.
+        unit7 = release / "07_merging_decoding.ipynb"
+        nb = nbformat.read(unit7, as_version=4)
+        check = next(c for c in nb.cells if (c.metadata.get("nbgrader") or {}).get("grade_id") == "check_trim")
+        check.source = "pass  # trust me"
+        nbformat.write(nb, unit7)
+        grades = {}
+        for kind, folder in (("solution", None), ("student", release)):
+            for path in UNITS:
+                nb_path = path if folder is None else folder / path.name
+                scores = tmp / f"{kind}-{path.stem}.json"
+                rc, out, err = _cli("check", nb_path, "--profile", "ci", "--threads", "1", "--json", scores,
+                                    "--out", tmp / f"{kind}-{path.name}")
+                assert rc == 0, f"{kind} {path.name}: {err}"
+                grades[kind, path.name] = (json.loads(scores.read_text()), out)
+        log, _ = nbval.communicate(timeout=1200)
+    finally:
+        if nbval.poll() is None:
+            nbval.kill()
+            nbval.wait()
+    return {"grades": grades, "release": release, "nbval_rc": nbval.returncode, "nbval_log": log,
+            "nbval": _nbval_results(nbval_dir / "nbval.xml"), "tampered_cell": tampered_cell, "tmp": tmp}
+
+
+@pytest.mark.parametrize("path", UNITS, ids=lambda p: p.stem)
+def test_solution_notebook_grades_full_marks(course_run, path):
+    scores, out = course_run["grades"]["solution", path.name]
+    failed = [e for e in scores["exercises"] if e["points"] < e["max_points"]]
+    assert not failed, f"{path.name}: {failed}"
+    assert 2 <= len(scores["exercises"]) and scores["total"] == scores["max_total"] > 0
+    assert out.rstrip().endswith("(100%)"), out
+    # The headless run had no error anywhere, not only in the graded cells.
+    executed = nbformat.read(course_run["tmp"] / f"solution-{path.name}", as_version=4)
+    errors = [(i, o.get("ename")) for i, c in enumerate(executed.cells) for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors, f"{path.name}: cells raised {errors}"
+    assert "tiny-llama" in executed.cells[2].source  # the ci profile was injected
+
+
+@pytest.mark.parametrize("path", UNITS, ids=lambda p: p.stem)
+def test_student_release_grades_zero_with_a_message_per_exercise(course_run, path):
+    solution, _ = course_run["grades"]["solution", path.name]
+    scores, out = course_run["grades"]["student", path.name]
+    assert [e["grade_id"] for e in scores["exercises"]] == [e["grade_id"] for e in solution["exercises"]]
+    assert scores["total"] == 0 and scores["max_total"] == solution["max_total"]
+    for e in scores["exercises"]:
+        assert e["message"], f"{path.name} {e['grade_id']}: failed without a message"
+        assert "Traceback" not in e["message"]
+    # The first check meets the untouched stub: the student is told it is not done yet.
+    assert "not done yet" in scores["exercises"][0]["message"], scores["exercises"][0]
+    assert out.rstrip().endswith("(0%)"), out
+
+
+def test_edited_check_cell_is_restored_before_grading(course_run):
+    scores, _ = course_run["grades"]["student", "07_merging_decoding.ipynb"]
+    trim = next(e for e in scores["exercises"] if e["grade_id"] == "check_trim")
+    assert trim["points"] == 0 and "trim is not done yet" in trim["message"]
+
+
+def _nbval_for(course_run, name: str) -> dict[str, str | None]:
+    assert name in course_run["nbval"], f"no nbval results for {name}: {list(course_run['nbval'])}\n" \
+                                        f"{course_run['nbval_log'][-3000:]}"
+    return course_run["nbval"][name]
+
+
+@pytest.mark.parametrize("path", UNITS, ids=lambda p: p.stem)
+def test_stored_outputs_pass_nbval(course_run, path):
+    cells = _nbval_for(course_run, path.name)
+    failed = {name: text for name, text in cells.items() if text is not None}
+    assert not failed, f"{path.name}: nbval failed:\n" + "\n".join(f"{k}: {v[:1500]}" for k, v in failed.items())
+    assert len(cells) >= 10  # every code cell is an nbval item
+
+
+def test_nbval_fails_when_a_stored_output_changes(course_run):
+    cells = _nbval_for(course_run, f"tampered.{TAMPERED}")
+    failed = {name: text for name, text in cells.items() if text is not None}
+    assert list(failed) == [f"Cell {course_run['tampered_cell']}"], failed
+    assert TAMPER_TO in next(iter(failed.values())) and course_run["nbval_rc"] == 1
+    assert "1 failed" in course_run["nbval_log"], course_run["nbval_log"][-2000:]
