@@ -1,4 +1,6 @@
-"""Shared test setup: runs go to a temp folder, nothing touches the hub."""
+"""Shared test setup: runs go to a temp folder, nothing touches the hub; the tiny model and
+its one-logit variants, loaded once per session for the tests that only read them."""
+import copy
 import os
 
 import pytest
@@ -10,3 +12,37 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(autouse=True)
 def _runs_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_RUNS", str(tmp_path / "runs"))
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """(model, tokenizer) of tiny-llama on the CPU, in eval mode. Shared: tests must not train it."""
+    from workbench.models import load_model
+
+    model, tok = load_model("tiny-llama", device="cpu")
+    return model.eval(), tok
+
+
+@pytest.fixture(scope="session")
+def forced(tiny):
+    """forced(token_id, boost=100.0): a copy of the tiny model whose head adds `boost` to one
+    token's logit, so greedy decoding favours (at a large boost: repeats) that token. Real
+    weights, one edited logit; each variant is built once per session."""
+    import torch
+
+    cache = {}
+
+    def make(token_id: int, boost: float = 100.0):
+        if (token_id, boost) not in cache:
+            model, tok = tiny
+            m = copy.deepcopy(model)
+            old = m.lm_head
+            head = torch.nn.Linear(old.in_features, old.out_features, bias=True)
+            with torch.no_grad():
+                head.weight.copy_(old.weight)
+                head.bias.zero_()
+                head.bias[token_id] = boost
+            m.lm_head = head  # untied from the embedding: only the output layer changes
+            cache[(token_id, boost)] = (m.eval(), tok)
+        return cache[(token_id, boost)]
+    return make

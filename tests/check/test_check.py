@@ -189,6 +189,8 @@ def test_profiles_from_metadata_and_overrides(tmp_path):
 
     assert plan_check([PASSING]).notebooks[0].parameters == {"n": 3}
     assert plan_check([PASSING], profile="big").notebooks[0].parameters == {"n": 10}
+    own = plan_check([PASSING], profile="defaults").notebooks[0]
+    assert (own.profile, own.parameters) == (None, {})  # the parameters cell as written
     p = tmp_path / "p.yaml"
     p.write_text("n: 5\n")
     assert plan_check([PASSING], profile="big", params_file=p).notebooks[0].parameters == {"n": 5}

@@ -137,3 +137,16 @@ def test_check_messages_speak_to_the_student(capsys):
         check_value([1, 2], [1, 2, 3], what="the list")
     check_function(lambda x: x + 1.0000001, [Case((1,), 2)], name="close enough")
     assert "✓ close enough: all 1 cases match." in capsys.readouterr().out
+
+
+def test_a_renamed_submission_finds_its_solution_notebook_by_unit(tmp_path):
+    from workbench.course.notebooks import SOURCE_DIR, source_for
+
+    for path in UNITS:
+        nb = release_notebook(nbformat.read(path, as_version=4))
+        renamed = tmp_path / f"alice-{path.stem[:2]}.ipynb"
+        nbformat.write(nb, renamed)
+        assert source_for(renamed, nb) == SOURCE_DIR / path.name
+    other = nbformat.read(UNITS[0], as_version=4)
+    other.metadata.workbench.course["unit"] = 99
+    assert source_for(tmp_path / "x.ipynb", other) is None

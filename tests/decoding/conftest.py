@@ -1,38 +1,5 @@
-"""Tiny models for the decoding tests (loaded once per session)."""
-import copy
-
+"""Tiny models for the decoding tests (`tiny` and `forced` are in tests/conftest.py)."""
 import pytest
-import torch
-
-from workbench.models import load_model
-
-
-@pytest.fixture(scope="session")
-def tiny():
-    model, tok = load_model("tiny-llama")
-    return model.eval(), tok
-
-
-@pytest.fixture(scope="session")
-def forced(tiny):
-    """forced(token_id, boost): a copy of the tiny model whose head adds `boost` to one
-    token's logit, so greedy decoding repeats that token. Real weights, one edited logit."""
-    cache = {}
-
-    def make(token_id: int, boost: float = 12.0):
-        if (token_id, boost) not in cache:
-            model, tok = tiny
-            m = copy.deepcopy(model)
-            old = m.lm_head
-            head = torch.nn.Linear(old.in_features, old.out_features, bias=True)
-            with torch.no_grad():
-                head.weight.copy_(old.weight)
-                head.bias.zero_()
-                head.bias[token_id] = boost
-            m.lm_head = head
-            cache[(token_id, boost)] = (m.eval(), tok)
-        return cache[(token_id, boost)]
-    return make
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,3 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def tiny():
-    from workbench.models import load_model
-
-    return load_model("tiny-llama", device="cpu")

@@ -22,6 +22,7 @@ from ..errors import UnknownNameError, WorkbenchError
 from ..notebooks import check_declared
 
 DEFAULT_PROFILE = "ci"
+OWN_DEFAULTS = "defaults"   # --profile defaults: every notebook with its parameters cell as written
 LEGACY_KEY = "test_parameters"
 
 
@@ -73,11 +74,13 @@ def resolve_parameters(notebook: Path, declared: dict[str, Any], profile: str | 
     """(profile used, parameters) for one notebook, or WorkbenchError naming what is wrong.
 
     `profile=None` means the default: the `ci` profile where the notebook has one, else the
-    notebook's own defaults."""
+    notebook's own defaults; `profile="defaults"` means the notebook's own defaults always."""
     import nbformat
 
     profiles = notebook_profiles(nbformat.read(str(notebook), as_version=4))
-    if profile is None:
+    if profile == OWN_DEFAULTS and OWN_DEFAULTS not in profiles:
+        used = None
+    elif profile is None:
         used = DEFAULT_PROFILE if DEFAULT_PROFILE in profiles else None
     elif profile in profiles:
         used = profile

@@ -14,7 +14,8 @@ def add_parser(sub):
     p.add_argument("paths", nargs="+", metavar="PATH", help="notebooks, or folders searched for *.ipynb")
     p.add_argument("--profile", default=None,
                    help="parameter profile from each notebook's metadata.workbench.profiles "
-                        "(default: 'ci' where a notebook has it, else its own defaults)")
+                        "(default: 'ci' where a notebook has it, else its own defaults; "
+                        "'defaults': every notebook's parameters cell as written)")
     p.add_argument("--params", metavar="FILE.yaml",
                    help="override parameters: top-level keys for every notebook declaring them, "
                         "'<name>.ipynb: {...}' for one notebook")

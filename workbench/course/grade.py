@@ -102,7 +102,9 @@ def execute_for_grading(nb, cwd: Path, parameters: dict | None = None, timeout: 
     os.environ["WORKBENCH_HEADLESS"] = "1"
     os.environ.setdefault("TQDM_DISABLE", "1")
     client = NotebookClient(nb, timeout=int(timeout) if timeout else None, kernel_name=kernel,
-                            allow_errors=True, resources={"metadata": {"path": str(cwd)}})
+                            allow_errors=True, resources={"metadata": {"path": str(cwd)}},
+                            # the kernel's own warning that loopback TCP is unencrypted is noise here
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
     with _thread_env(threads):  # the kernel's OMP/MKL thread count (None: inherit the environment)
         client.execute()
     return nb

@@ -58,17 +58,20 @@ def graded_cells(nb) -> list[tuple[int, dict]]:
 
 
 def source_for(path: Path, nb, source: str | Path | None = None) -> Path | None:
-    """The solution notebook a student copy was released from: same file name in the
-    course folder, holding the same unit."""
+    """The solution notebook a student copy was released from: the course notebook of the
+    same unit in the course folder, preferring the same file name (submissions are often
+    renamed, e.g. alice-03.ipynb)."""
     import nbformat
 
     folder = Path(source) if source is not None else SOURCE_DIR
-    candidate = folder / path.name
-    if not candidate.is_file():
-        return None
-    try:
-        ref = nbformat.read(str(candidate), as_version=4)
-    except Exception:
-        return None
-    meta, ref_meta = course_meta(nb), course_meta(ref)
-    return candidate if ref_meta is not None and ref_meta.get("unit") == meta.get("unit") else None
+    unit = course_meta(nb).get("unit")
+    same_name = folder / path.name
+    candidates = ([same_name] if same_name.is_file() else []) + sorted(folder.glob("*.ipynb"))
+    for candidate in candidates:
+        try:
+            ref_meta = course_meta(nbformat.read(str(candidate), as_version=4))
+        except Exception:
+            continue
+        if ref_meta is not None and ref_meta.get("unit") == unit:
+            return candidate
+    return None
