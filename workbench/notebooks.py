@@ -50,6 +50,11 @@ class NotebookRun:
         return self.error is None
 
 
+# ipykernel warns on every start that loopback TCP is unencrypted; in headless runs it is noise
+# in every log (papermill, sweeps, `workbench check`, course grading).
+QUIET_KERNEL_ARGS = ("--IPKernelApp.log_level=ERROR",)
+
+
 def notebook_parameters(path: str | Path) -> dict[str, Any]:
     """The names and defaults declared in the notebook's `parameters` cell."""
     import papermill as pm
@@ -122,7 +127,7 @@ def execute(notebook: str | Path, out_dir: str | Path, parameters: dict[str, Any
         parameters["run_dir"] = str((out_dir / "run").resolve())
     out_nb = out_dir / notebook.name
     os.environ[HEADLESS_ENV] = "1"  # inherited by the kernel papermill starts
-    engine_kwargs: dict[str, Any] = {}
+    engine_kwargs: dict[str, Any] = {"extra_arguments": list(QUIET_KERNEL_ARGS)}
     start = time.perf_counter()
     if total_timeout is not None:
         started: list[float] = []  # the clock starts with the first cell, once the kernel is up

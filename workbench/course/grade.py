@@ -92,7 +92,7 @@ def execute_for_grading(nb, cwd: Path, parameters: dict | None = None, timeout: 
     from nbclient import NotebookClient
     from papermill.parameterize import parameterize_notebook
 
-    from ..notebooks import _thread_env
+    from ..notebooks import QUIET_KERNEL_ARGS, _thread_env
 
     if parameters:
         for cell in nb.cells:  # papermill reads every cell's tags
@@ -103,8 +103,7 @@ def execute_for_grading(nb, cwd: Path, parameters: dict | None = None, timeout: 
     os.environ.setdefault("TQDM_DISABLE", "1")
     client = NotebookClient(nb, timeout=int(timeout) if timeout else None, kernel_name=kernel,
                             allow_errors=True, resources={"metadata": {"path": str(cwd)}},
-                            # the kernel's own warning that loopback TCP is unencrypted is noise here
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                            extra_arguments=list(QUIET_KERNEL_ARGS))
     with _thread_env(threads):  # the kernel's OMP/MKL thread count (None: inherit the environment)
         client.execute()
     return nb
