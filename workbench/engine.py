@@ -137,7 +137,7 @@ def train(config: TrainConfig, listeners: Iterable[Listener] = (), stop: threadi
     # Only the main process creates/locks the directory; the others follow where it opened it.
     path, run_config, checkpoint = distributed.from_main(open_run)
     run = opened[0] if opened else Run.follow(path, run_config, checkpoint)
-    if cfg.tracker and distributed.is_main():  # mirror records, config, samples to a tracker (workbench/tracking.py)
+    if cfg.tracker:  # mirror records, config, samples to a tracker, main process only (workbench/tracking.py)
         from .tracking import attach_tracker
 
         attach_tracker(run, cfg.tracker)

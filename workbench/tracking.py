@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from . import distributed
 from .errors import UnknownNameError, WorkbenchError
 from .runs.records import Event, Kind, MetricsRecord
 
@@ -50,14 +51,10 @@ def check_tracker(name: str) -> None:
         raise WorkbenchError(f"tracker {name!r} needs the {pip} package: pip install {pip}")
 
 
-def is_main_process() -> bool:
-    """Under multi-process training only rank 0 mirrors the run (one tracker run, not N)."""
-    return os.environ.get("RANK", "0") == "0"
-
-
 def attach_tracker(run, name: str, project: str = PROJECT) -> "TrackerListener | None":
-    """Add a tracker listener to `run` (a runs.Run) on the main process; returns it (or None)."""
-    if not name or not is_main_process():
+    """Add a tracker listener to `run` (a runs.Run) on the main process; returns it (or None).
+    Under multi-process training only rank 0 mirrors the run (one tracker run, not N)."""
+    if not name or not distributed.is_main():
         return None
     listener = TrackerListener(name, run.path, run.config, project)
     run.listeners.append(listener)
