@@ -43,11 +43,15 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check workbench widgets tests benchmarks
 
+# Tests run on one pytest-xdist worker per core (at most 4; tests/conftest.py gives every worker
+# and what it starts one torch thread), the long ones handed out first-come by worksteal.
+XDIST := -n auto --maxprocesses 4 --dist worksteal
+
 test: setup browser-deps lint
-	$(BIN)/python -m pytest -q -ra --durations=15
+	$(BIN)/python -m pytest -q -ra --durations=15 $(XDIST)
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -ra -m "not slow"
+	$(BIN)/python -m pytest -q -ra -m "not slow" $(XDIST)
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

@@ -8,6 +8,14 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# Under pytest-xdist (`make test` runs two workers) every worker is one of several torch
+# processes on these cores, and so is every process a test starts (CLI runs, kernels, sweep
+# workers). Two pools as wide as the machine slow each other ~40x, so all of them take one
+# thread unless the user already chose.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
 
 @pytest.fixture(autouse=True)
 def _runs_in_tmp(tmp_path, monkeypatch):

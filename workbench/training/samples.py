@@ -13,24 +13,35 @@ class Sampler:
     prompts: list            # chat message lists or plain strings
     max_new_tokens: int
 
+    def encode(self) -> tuple[dict, list[str]]:
+        """All prompts as one left-padded batch, and the text shown for each."""
+        tok, rows, shown = self.tokenizer, [], []
+        for prompt in self.prompts:
+            if isinstance(prompt, list):
+                ids = tok.apply_chat_template(prompt, add_generation_prompt=True, return_dict=True)["input_ids"]
+                shown.append(prompt[-1]["content"])
+            else:
+                ids = tok(prompt)["input_ids"]
+                shown.append(prompt)
+            rows.append({"input_ids": ids})
+        return tok.pad(rows, padding_side="left", return_tensors="pt"), shown
+
     @torch.no_grad()
     def __call__(self, model, step: int) -> list[dict]:
         if not self.prompts:
             return []
         was_training = model.training
         model.eval()
-        tok, out = self.tokenizer, []
-        for i, prompt in enumerate(self.prompts):
-            if isinstance(prompt, list):
-                enc = tok.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-                shown = prompt[-1]["content"]
-            else:
-                enc, shown = tok(prompt, return_tensors="pt"), prompt
-            enc = {k: v.to(model.device) for k, v in enc.items()}
-            ids = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                 pad_token_id=tok.pad_token_id)
-            text = tok.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-            out.append({"prompt_id": i, "prompt": shown, "completion": text})
+        # One batch, not one prompt at a time: a decode step on CPU is bound by reading the
+        # weights, so n prompts side by side cost about what one does.
+        enc, shown = self.encode()
+        enc = {k: v.to(model.device) for k, v in enc.items()}
+        ids = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
+                             pad_token_id=self.tokenizer.pad_token_id)
+        width = enc["input_ids"].shape[1]
+        out = [{"prompt_id": i, "prompt": text,
+                "completion": self.tokenizer.decode(ids[i, width:], skip_special_tokens=True)}
+               for i, text in enumerate(shown)]
         if was_training:
             model.train()
         return out
