@@ -1,10 +1,11 @@
 """`workbench train` against the plain TRL script a user would otherwise write.
 
-For each path (SFT+LoRA, full fine-tuning, DPO+LoRA, GRPO+LoRA) three variants train the
+For each path (SFT+LoRA, full fine-tuning, DPO+LoRA, GRPO+LoRA) the variants train the
 same model on the same rows with the same LoRA r/alpha, batch, max_length, learning rate and
 steps, with evaluation, samples and checkpoints off:
 
   workbench     `workbench.train(...)` (what `workbench train` runs)
+  workbench-grouped  the same with `group_by_length` (SFT paths only): batches of similar length
   trl-defaults  the TRL script its docs teach: SFTConfig/DPOConfig/GRPOConfig with only those
                 settings given, everything else TRL's default
   trl-same      the same script with our settings (activation checkpointing off, the same
@@ -13,7 +14,8 @@ steps, with evaluation, samples and checkpoints off:
 The variants run interleaved (v1 v2 v3 v1 v2 v3 …), each in a fresh process with every core,
 `--repeats` times; the table gives medians. Seconds per step and tokens/s come from the
 trainer's per-step logs, skipping the first `--warmup` steps. MFU = model FLOPs per token ×
-tokens/s ÷ the bf16 matmul peak measured in this same invocation (FLOPs per token: 6N for
+tokens/s ÷ the matmul peak of the precision the runs use (bf16 where the CPU has native bf16,
+else fp32: `precision=auto`), measured in this same invocation (FLOPs per token: 6N for
 full fine-tuning, 4N for LoRA — the frozen weights need no weight gradients — with N the
 non-embedding parameters; our reading of the usual estimate, attention FLOPs left out).
 
@@ -39,7 +41,12 @@ PATHS = {  # path -> (workbench method, peft, dataset)
     "dpo-lora": ("dpo", "lora", "preferences"),
     "grpo-lora": ("grpo", "lora", "arithmetic"),
 }
-VARIANTS = ("workbench", "trl-defaults", "trl-same")
+VARIANTS = ("workbench", "workbench-grouped", "trl-defaults", "trl-same")
+
+
+def variants(path: str) -> tuple[str, ...]:
+    """Length grouping is an SFT knob: the other paths run without that variant."""
+    return VARIANTS if PATHS[path][0] == "sft" else tuple(v for v in VARIANTS if v != "workbench-grouped")
 
 
 class StepLog:
@@ -70,11 +77,11 @@ def _rows(dataset: str, n: int) -> list[dict]:
     return list(data.load(dataset, split="train", max_rows=n, seed=0))
 
 
-def run_workbench(path: str, args, work: Path, log: StepLog) -> None:
+def run_workbench(path: str, args, work: Path, log: StepLog, grouped: bool = False) -> None:
     from workbench import TrainConfig, train
 
     method, peft, dataset = PATHS[path]
-    margs = {}
+    margs = {"group_by_length": True} if grouped else {}
     if method == "dpo":
         margs = {"probe_pairs": 0, "probe_kl_prompts": 0, "eval_on_start": False}
     if method == "grpo":
@@ -136,8 +143,8 @@ def one(variant: str, path: str, args) -> dict:
     """One training run in this process; returns its per-step log."""
     log = StepLog()
     with tempfile.TemporaryDirectory() as tmp:
-        if variant == "workbench":
-            run_workbench(path, args, Path(tmp), log)
+        if variant.startswith("workbench"):
+            run_workbench(path, args, Path(tmp), log, grouped=variant == "workbench-grouped")
         else:
             run_trl(path, args, Path(tmp), log, same=variant == "trl-same")
     return {"variant": variant, "path": path, "steps": log.rows}
@@ -216,7 +223,7 @@ def main() -> int:
     started, runs = time.time(), []
     for rep in range(args.repeats):
         for path in args.paths.split(","):
-            for variant in VARIANTS:
+            for variant in variants(path):
                 cmd = [sys.executable, __file__, *sys.argv[1:], "--one", variant, path]
                 done = subprocess.run(cmd, env=env, capture_output=True, text=True)
                 line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
@@ -232,7 +239,10 @@ def main() -> int:
                       f"{r.get('tokens_per_s', float('nan')):.0f} tok/s", file=sys.stderr, flush=True)
     peak = matmul_peak(threads)
     fpt = {path: flops_per_token(args.model, PATHS[path][1]) for path in args.paths.split(",")}
+    from workbench.models import use_bf16
+
     report = {"settings": {k: v for k, v in vars(args).items() if k not in ("one", "out")}, "threads": threads,
+              "precision": "bf16" if use_bf16("cpu", "auto") else "fp32",
               "load_avg_end": os.getloadavg(), "wall_s": round(time.time() - started, 1),
               "matmul_peak_flops": peak, "flops_per_token": fpt, "runs": runs}
     Path(args.out).write_text(json.dumps(report, indent=2))
@@ -241,11 +251,13 @@ def main() -> int:
 
 
 def table(report: dict) -> str:
-    """Markdown: median s/step and tokens/s, workbench's speed-up in tokens/s (the variants shuffle
-    differently, so steps carry different numbers of tokens), MFU against the measured bf16 peak."""
-    runs, peak = report["runs"], report["matmul_peak_flops"]["bf16"]
+    """Markdown: median s/step and tokens/s, workbench's speed-up in tokens/s (its faster variant) (the variants shuffle
+    differently, so steps carry different numbers of tokens), MFU against the measured peak of the
+    precision the runs used (reports before that field existed used bf16)."""
+    precision = report.get("precision", "bf16")
+    runs, peak = report["runs"], report["matmul_peak_flops"][precision]
     lines = ["| path | variant | runs | s/step (median) | tokens/s (median) | workbench speed-up (tokens/s) | "
-             "MFU vs bf16 peak |", "|---|---|---|---|---|---|---|"]
+             f"MFU vs {precision} peak |", "|---|---|---|---|---|---|---|"]
     for path in report["settings"]["paths"].split(","):
         med = {}
         for v in VARIANTS:
@@ -254,7 +266,8 @@ def table(report: dict) -> str:
                 med[v] = (len(ok), statistics.median(r["s_per_step"] for r in ok),
                           statistics.median(r["tokens_per_s"] for r in ok))
         for v, (n, sps, tps) in med.items():
-            ratio = med["workbench"][2] / tps if "workbench" in med else float("nan")
+            best = max((med[w][2] for w in ("workbench", "workbench-grouped") if w in med), default=float("nan"))
+            ratio = best / tps
             mfu = tps * report["flops_per_token"][path] / peak
             lines.append(f"| {path} | {v} | {n} | {sps:.2f} | {tps:.0f} | {ratio:.2f}× | {mfu:.2%} |")
     return "\n".join(lines)

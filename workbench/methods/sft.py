@@ -5,26 +5,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trl import SFTConfig, SFTTrainer
+from trl import SFTTrainer
 
-from .base import MethodArgs, MethodSpec, register
+from ._sft import CommonSFTArgs, sft_args
+from .base import MethodSpec, register
 
 
 @dataclass
-class SFTArgs(MethodArgs):
+class SFTArgs(CommonSFTArgs):
     loss_type: str = field(default="nll", metadata={
         "help": "nll = cross-entropy; dft = each token's loss weighted by its detached probability (TRL)",
         "choices": ["nll", "dft"]})
-    completion_only_loss: bool = field(default=True, metadata={
-        "help": "train on the response tokens only (the prompt is context, not target)"})
     packing: bool = field(default=False, metadata={"help": "pack several examples into one sequence"})
 
 
 def build_sft_trainer(ctx):
     m = ctx.method_config
-    args = SFTConfig(**ctx.trl_args(), loss_type=m.loss_type,
-                     completion_only_loss=m.completion_only_loss, packing=m.packing)
-    return ctx.build(SFTTrainer, args)
+    return ctx.build(SFTTrainer, sft_args(ctx, loss_type=m.loss_type, packing=m.packing))
 
 
 register(MethodSpec(
