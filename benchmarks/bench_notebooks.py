@@ -27,8 +27,10 @@ MAIN = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 def without_ci_cell(path: Path, folder: Path) -> Path:
     """A course unit as students get it: the committed CI-settings cell removed."""
+    from workbench.course.build import INJECTED_TAG
+
     nb = json.loads(path.read_text())
-    nb["cells"] = [c for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    nb["cells"] = [c for c in nb["cells"] if INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
     out = folder / path.name
     out.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
     return out

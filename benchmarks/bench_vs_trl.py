@@ -251,9 +251,10 @@ def main() -> int:
 
 
 def table(report: dict) -> str:
-    """Markdown: median s/step and tokens/s, workbench's speed-up in tokens/s (its faster variant) (the variants shuffle
-    differently, so steps carry different numbers of tokens), MFU against the measured peak of the
-    precision the runs used (reports before that field existed used bf16)."""
+    """Markdown: median s/step and tokens/s; workbench's speed-up in tokens/s, from the faster of
+    its variants (the variants shuffle differently, so steps carry different numbers of tokens);
+    MFU against the measured peak of the precision the runs used (bf16 in reports older than that
+    field)."""
     precision = report.get("precision", "bf16")
     runs, peak = report["runs"], report["matmul_peak_flops"][precision]
     lines = ["| path | variant | runs | s/step (median) | tokens/s (median) | workbench speed-up (tokens/s) | "

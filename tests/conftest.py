@@ -8,7 +8,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-# Under pytest-xdist (`make test` runs two workers) every worker is one of several torch
+# Under pytest-xdist (`make test` runs one worker per core) every worker is one of several torch
 # processes on these cores, and so is every process a test starts (CLI runs, kernels, sweep
 # workers). Two pools as wide as the machine slow each other ~40x, so all of them take one
 # thread unless the user already chose.

@@ -27,7 +27,8 @@ def test_sigterm_stops_the_worker_and_its_kernel(tmp_path):
     pids = tmp_path / "pids.json"
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(
-        f"import json, os, time\njson.dump([os.getpid(), os.getppid()], open({str(pids)!r}, 'w'))\ntime.sleep(120)")]
+        f"import json, os, time\nopen({str(pids)!r} + '.tmp', 'w').write(json.dumps([os.getpid(), os.getppid()]))\n"
+        f"os.replace({str(pids)!r} + '.tmp', {str(pids)!r})\ntime.sleep(120)")]  # written whole or not at all
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = tmp_path / "sleeper.ipynb"
     nbformat.write(nb, path)
@@ -37,7 +38,6 @@ def test_sigterm_stops_the_worker_and_its_kernel(tmp_path):
     while not pids.exists() and time.time() < deadline and check.poll() is None:
         time.sleep(0.2)
     assert pids.exists(), check.communicate()[0].decode()[-2000:]
-    time.sleep(0.2)  # the file is written before json.dump returns
     kernel, worker = json.loads(pids.read_text())
     assert _alive(kernel) and _alive(worker)
     check.send_signal(signal.SIGTERM)

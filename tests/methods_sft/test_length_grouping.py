@@ -31,5 +31,4 @@ def test_grouped_batches_pad_less_and_use_every_row_once(tmp_path, method):
     shuffled, order = _padding_share(_trainer(tmp_path, method, False))
     grouped, grouped_order = _padding_share(_trainer(tmp_path, method, True))
     assert sorted(grouped_order) == sorted(order) == list(range(len(order)))
-    print(f"padding share: shuffled {shuffled:.2f}, grouped {grouped:.2f}")
     assert grouped < 0.5 * shuffled, (grouped, shuffled)
