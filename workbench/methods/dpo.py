@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from trl import DPOConfig, DPOTrainer
 
 from ..errors import UnknownNameError, WorkbenchError
@@ -93,7 +94,31 @@ class LNDPOArgs(DPOArgs):
 
 
 class ProbedDPOTrainer(PreferenceProbeMixin, DPOTrainer):
-    """TRL's DPOTrainer plus the eval-time preference probes."""
+    """TRL's DPOTrainer plus the eval-time preference probes, and eval batches whose
+    reference log-probs are computed once: the eval set is fixed and, while the reference is
+    frozen (no `sync_ref_model`), so is the reference, yet TRL reruns it at every
+    evaluation. The first evaluation scores each eval batch with TRL's own
+    `compute_ref_log_probs` and keeps the result; later ones feed it to TRL's loss the way
+    `precompute_ref_log_probs` does, so an evaluation costs one policy forward, not two."""
+
+    cache_eval_reference = True
+
+    def _compute_loss(self, model, inputs, return_outputs):
+        if (self.model.training or self.precompute_ref_logps or not self.cache_eval_reference
+                or getattr(self.args, "sync_ref_model", False)):
+            return super()._compute_loss(model, inputs, return_outputs)
+        cache = self.__dict__.setdefault("_eval_ref_logps", {})
+        key = tuple((k, tuple(v.shape), v.cpu().numpy().tobytes()) for k, v in sorted(inputs.items())
+                    if isinstance(v, torch.Tensor))
+        if key not in cache:
+            cache[key] = self.compute_ref_log_probs(self.ref_model or self.model, inputs)
+        chosen, rejected = cache[key]
+        self.precompute_ref_logps = True  # TRL's switch: read the reference from the batch
+        try:
+            return super()._compute_loss(model, {**inputs, "ref_chosen_logps": chosen, "ref_rejected_logps": rejected},
+                                         return_outputs)
+        finally:
+            self.precompute_ref_logps = False
 
 
 def dpo_config(ctx, **extra):
