@@ -7,11 +7,13 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
 
 from workbench import TrainConfig, train
+from workbench.cli.main import main
 
 FAST = dict(model="tiny-llama", dataset="instructions", max_length=64, batch_size=4,
             eval_rows=8, sample_prompts=1, sample_max_new_tokens=8)
@@ -22,8 +24,26 @@ def _metrics(run_dir) -> list[dict]:
 
 
 def _cli(*args, **kw):
+    """The console command in a fresh process (what a user runs: every import, exit codes)."""
     return subprocess.run([sys.executable, "-m", "workbench.cli.main", *args],
                           capture_output=True, text=True, **kw)
+
+
+@pytest.fixture
+def cli(capsys):
+    """The same command line in this process: `workbench.cli.main.main`, exactly what the
+    console script calls, without ~10 s of importing torch/transformers/TRL per call
+    (test_cli_train_contract and test_bad_knobs.test_the_console_command_itself keep real
+    processes)."""
+    def run(*args):
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse's own errors
+            code = e.code
+        out = capsys.readouterr()
+        return types.SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+    return run
 
 
 def test_loss_falls_and_run_dir_is_complete(tmp_path):
@@ -117,27 +137,27 @@ def test_resume_after_sigkill_gives_continuous_steps(tmp_path):
     (["--peft", "nope"], "unknown PEFT type 'nope'"),
     (["--set", "peft.rank=4"], "unknown peft.lora key 'rank'"),
 ])
-def test_bad_input_exits_2_with_one_line_and_no_run_dir(tmp_path, args, needle):
+def test_bad_input_exits_2_with_one_line_and_no_run_dir(cli, tmp_path, args, needle):
     run_dir = tmp_path / "never"
-    proc = _cli("train", "--model", "tiny-llama", "--max-steps", "1", "--run-dir", str(run_dir), *args)
+    proc = cli("train", "--model", "tiny-llama", "--max-steps", "1", "--run-dir", str(run_dir), *args)
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0], proc.stderr
     assert not run_dir.exists()
 
 
-def test_existing_run_dir_is_not_overwritten(tmp_path):
+def test_existing_run_dir_is_not_overwritten(cli, tmp_path):
     run_dir = tmp_path / "taken"
     run_dir.mkdir()
     (run_dir / "keep.txt").write_text("precious")
-    proc = _cli("train", "--model", "tiny-llama", "--max-steps", "1", "--run-dir", str(run_dir))
+    proc = cli("train", "--model", "tiny-llama", "--max-steps", "1", "--run-dir", str(run_dir))
     assert proc.returncode == 2 and "already exists" in proc.stderr
     assert (run_dir / "keep.txt").read_text() == "precious"
 
 
-def test_nan_loss_fails_with_one_line(tmp_path):
+def test_nan_loss_fails_with_one_line(cli, tmp_path):
     run_dir = tmp_path / "nan"
-    proc = _cli("train", "--model", "tiny-llama", "--peft", "full", "--max-steps", "6", "--eval-rows", "0",
+    proc = cli("train", "--model", "tiny-llama", "--peft", "full", "--max-steps", "6", "--eval-rows", "0",
                 "--run-dir", str(run_dir), "--set", "learning_rate=1e30", "--set", "max_length=64",
                 "--set", "sample_prompts=0", "--quiet")
     assert proc.returncode == 1, proc.stderr[-2000:]
@@ -145,12 +165,12 @@ def test_nan_loss_fails_with_one_line(tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
-def test_yaml_config_with_flag_and_set_precedence(tmp_path):
+def test_yaml_config_with_flag_and_set_precedence(cli, tmp_path):
     cfg = tmp_path / "run.yaml"
     cfg.write_text("model: tiny-llama\nmax_steps: 1\nmax_length: 64\neval_rows: 0\nsample_prompts: 0\n"
                    "method_args: {loss_type: dft}\npeft_args: {r: 4}\n")
     run_dir = tmp_path / "yaml-run"
-    proc = _cli("train", "--config", str(cfg), "--max-steps", "2", "--set", "max_steps=3", "--run-dir", str(run_dir))
+    proc = cli("train", "--config", str(cfg), "--max-steps", "2", "--set", "max_steps=3", "--run-dir", str(run_dir))
     assert proc.returncode == 0, proc.stderr[-2000:]
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["max_steps"] == 3 and saved["method_args"]["loss_type"] == "dft" and saved["peft_args"]["r"] == 4
@@ -162,10 +182,10 @@ def test_yaml_config_with_flag_and_set_precedence(tmp_path):
     ("model: [unclosed\n", "not valid YAML"),
     ("max_steps: lots\n", "max_steps: expected an integer"),
 ])
-def test_bad_yaml_config_is_one_line(tmp_path, text, needle):
+def test_bad_yaml_config_is_one_line(cli, tmp_path, text, needle):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(text)
-    proc = _cli("train", "--config", str(cfg), "--run-dir", str(tmp_path / "never"))
+    proc = cli("train", "--config", str(cfg), "--run-dir", str(tmp_path / "never"))
     assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "never").exists()
