@@ -46,8 +46,8 @@ lint: setup
 	$(BIN)/ruff check workbench widgets tests benchmarks
 
 # Tests run on one pytest-xdist worker per core (at most 4; tests/conftest.py gives every worker
-# and what it starts one torch thread), the long ones handed out first-come by worksteal.
-XDIST := -n auto --maxprocesses 4 --dist worksteal
+# and what it starts one torch thread); tests sharing an expensive fixture stay on one worker (loadgroup).
+XDIST := -n auto --maxprocesses 4 --dist loadgroup
 
 test: setup browser-deps lint
 	$(BIN)/python -m pytest -q -ra --durations=15 $(XDIST)

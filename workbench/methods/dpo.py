@@ -99,7 +99,9 @@ class ProbedDPOTrainer(PreferenceProbeMixin, DPOTrainer):
     frozen (no `sync_ref_model`), so is the reference, yet TRL reruns it at every
     evaluation. The first evaluation scores each eval batch with TRL's own
     `compute_ref_log_probs` and keeps the result; later ones feed it to TRL's loss the way
-    `precompute_ref_log_probs` does, so an evaluation costs one policy forward, not two."""
+    `precompute_ref_log_probs` does, so an evaluation costs one policy forward, not two. That
+    forward's per-pair log-probs are also what the ranking probes need, so the probes do not
+    score the held-out pairs again."""
 
     cache_eval_reference = True
 
@@ -113,12 +115,23 @@ class ProbedDPOTrainer(PreferenceProbeMixin, DPOTrainer):
         if key not in cache:
             cache[key] = self.compute_ref_log_probs(self.ref_model or self.model, inputs)
         chosen, rejected = cache[key]
+        seen = []  # the policy's forward output: its per-pair log-probs feed the probes too
+        hook = model.register_forward_hook(lambda mod, args, out: seen.append(out))
         self.precompute_ref_logps = True  # TRL's switch: read the reference from the batch
         try:
-            return super()._compute_loss(model, {**inputs, "ref_chosen_logps": chosen, "ref_rejected_logps": rejected},
-                                         return_outputs)
+            result = super()._compute_loss(model, {**inputs, "ref_chosen_logps": chosen,
+                                                   "ref_rejected_logps": rejected}, return_outputs)
         finally:
             self.precompute_ref_logps = False
+            hook.remove()
+        captured = self.__dict__.get("eval_pair_logps")  # set by the probes' evaluation_loop
+        if (captured is not None and len(seen) == 1 and self.ld_alpha is None
+                and getattr(seen[0], "log_probs", None) is not None):
+            # as TRL sums them: per-token log-probs (0 outside the completion) over the completion positions
+            n = inputs["completion_mask"].size(1) - 1
+            pol_chosen, pol_rejected = seen[0].log_probs[:, -n:].sum(1).chunk(2)
+            captured.append((pol_chosen, pol_rejected, chosen, rejected))
+        return result
 
 
 def dpo_config(ctx, **extra):

@@ -221,31 +221,41 @@ def sample_responses(model, tokenizer, prompts: list[Any], max_new_tokens: int, 
 def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextManager] | None, tokenizer,
                      rows: list[dict], *, max_pairs: int = 64, kl_prompts: int = 8, max_new_tokens: int = 48,
                      max_length: int | None = None, seed: int = 0, ideal_beta: float | None = None,
-                     ideal_alpha: float | None = None, ref_cache: dict | None = None) -> dict[str, float]:
+                     ideal_alpha: float | None = None, ref_cache: dict | None = None,
+                     pair_logps: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> dict[str, float]:
     """Compute the probes above. `reference()` is a context manager yielding the reference
     model (e.g. the adapter-disabled policy), or None when no reference is available.
     `ideal_beta`: the β of a DPO/RLHF objective whose optimum is π_ref·exp(r/β) — given,
     the idealised ranking accuracy and the alignment gap are reported too (for pairs
     without an `alpha` column, α = `ideal_alpha`; with neither, they are skipped).
     `ref_cache`: a dict kept across calls while the reference is frozen; the reference's
-    log-probabilities of the held-out pairs are computed once into it (they cannot change)."""
+    log-probabilities of the held-out pairs are computed once into it (they cannot change).
+    `pair_logps`: (policy, reference or None) total log-probs of every pair of `rows`, chosen and
+    rejected interleaved, when the caller already has them (DPO's eval loss scores the same
+    pairs): the pairs are then not run again."""
     was_training = policy.training
     policy.eval()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     metrics: dict[str, float] = {}
     try:
         rows = list(rows)
-        pairs = eval_pairs(rows)[:max_pairs] if max_pairs else []
+        all_pairs = eval_pairs(rows)
+        pairs = all_pairs[:max_pairs] if max_pairs else []
         alphas = eval_pair_alphas(rows, ideal_alpha)[:len(pairs)]
         if pairs:
-            seqs = []
-            for prompt, good, bad in pairs:
-                seqs += [encode(tokenizer, prompt, good), encode(tokenizer, prompt, bad)]
-            lp = sequence_logps(policy, seqs, max_length=max_length, pad_id=pad)
+            if pair_logps is not None and len(pair_logps[0]) == 2 * len(all_pairs):  # the same pairs, in order
+                lp, rlp = (x[:2 * len(pairs)] if x is not None else None for x in pair_logps)
+            else:
+                seqs = []
+                for prompt, good, bad in pairs:
+                    seqs += [encode(tokenizer, prompt, good), encode(tokenizer, prompt, bad)]
+                lp = sequence_logps(policy, seqs, max_length=max_length, pad_id=pad)
+                rlp = None
             metrics["ranking_accuracy"] = (lp[0::2] > lp[1::2]).float().mean().item()
             if reference is not None:
-                key = ("pair_logps", max_length, tuple(tuple(p + r) for p, r in seqs))
-                rlp = ref_cache.get(key) if ref_cache is not None else None
+                if rlp is None:
+                    key = ("pair_logps", max_length, tuple(tuple(p + r) for p, r in seqs))
+                    rlp = ref_cache.get(key) if ref_cache is not None else None
                 if rlp is None:
                     with reference() as ref:
                         rlp = sequence_logps(ref, seqs, max_length=max_length, pad_id=pad)
@@ -292,13 +302,35 @@ class PreferenceProbeMixin:
                 self._stored_metrics["eval"][f"eval_{k}"].append(v)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
-        if eval_dataset is None and metric_key_prefix == "eval" and self.probe_rows:
+        self._probe_pending = eval_dataset is None and metric_key_prefix == "eval" and bool(self.probe_rows)
+        try:
+            return super().evaluate(eval_dataset=eval_dataset, ignore_keys=ignore_keys,
+                                    metric_key_prefix=metric_key_prefix)
+        finally:
+            self._probe_pending = False
+
+    def evaluation_loop(self, *args, **kwargs):
+        """TRL's eval loss first, then the probes (before the eval record is logged), so a
+        trainer whose loss pass scores the held-out pairs can hand the probes those log-probs
+        (`eval_pair_logps`, one (policy chosen, policy rejected, ref chosen, ref rejected)
+        per eval batch) instead of the probes running the pairs again."""
+        self.eval_pair_logps = []
+        output = super().evaluation_loop(*args, **kwargs)
+        if getattr(self, "_probe_pending", False):
+            self._probe_pending = False
             model = self.accelerator.unwrap_model(self.model)
             # the reference is frozen for this trainer's life (TRL's sync_ref_model would move it)
             cache = None if getattr(self.args, "sync_ref_model", False) else self.__dict__.setdefault("_ref_cache", {})
             values = preference_probe(model, self.probe_reference, self.processing_class, self.probe_rows,
                                       seed=self.args.seed + self.state.global_step, ref_cache=cache,
-                                      **self.probe_args)
+                                      pair_logps=self._captured_pair_logps(), **self.probe_args)
             self._push_eval_metrics(values)
-        return super().evaluate(eval_dataset=eval_dataset, ignore_keys=ignore_keys,
-                                metric_key_prefix=metric_key_prefix)
+        return output
+
+    def _captured_pair_logps(self):
+        """(policy, reference) log-probs of every eval pair, chosen/rejected interleaved, from the
+        eval loss pass; None when the pass did not record them."""
+        if not self.eval_pair_logps:
+            return None
+        pc, pr, rc, rr = (torch.cat([b[i].detach().float().cpu() for b in self.eval_pair_logps]) for i in range(4))
+        return torch.stack([pc, pr], 1).flatten(), torch.stack([rc, rr], 1).flatten()
