@@ -9,8 +9,8 @@ from peft import LoraConfig
 
 from workbench import TrainConfig, data
 from workbench.config import dataclass_from_args
-from workbench.methods.preference_metrics import encode, sequence_logps
 from workbench.methods import get_method
+from workbench.methods.preference_metrics import encode, sequence_logps
 from workbench.models import load_model
 from workbench.training.context import TrainContext
 
