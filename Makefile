@@ -46,8 +46,9 @@ lint: setup
 	$(BIN)/ruff check workbench widgets tests benchmarks
 
 # Tests run on one pytest-xdist worker per core (at most 4; tests/conftest.py gives every worker
-# and what it starts one torch thread); tests sharing an expensive fixture stay on one worker (loadgroup).
-XDIST := -n auto --maxprocesses 4 --dist loadgroup
+# and what it starts one torch thread); a module's tests stay on one worker (loadscope), so a module-scoped
+# fixture (the notebook check, the course grading: minutes each) is built once, not once per worker.
+XDIST := -n auto --maxprocesses 4 --dist loadscope
 
 test: setup browser-deps lint
 	$(BIN)/python -m pytest -q -ra --durations=15 $(XDIST)

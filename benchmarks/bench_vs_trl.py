@@ -205,6 +205,9 @@ def main() -> int:
     p.add_argument("--rows", type=int, default=256)
     p.add_argument("--generations", type=int, default=4)
     p.add_argument("--completion-length", type=int, default=32)
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help="which variants to run (e.g. leave out trl-defaults where TRL's default bf16 is emulated "
+                        "and a run takes ~25x longer)")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/vs_trl.json"))
     p.add_argument("--one", nargs=2, metavar=("VARIANT", "PATH"), help=argparse.SUPPRESS)
     p.add_argument("--table", metavar="JSON", help="print the table of an earlier report and exit")
@@ -223,7 +226,7 @@ def main() -> int:
     started, runs = time.time(), []
     for rep in range(args.repeats):
         for path in args.paths.split(","):
-            for variant in variants(path):
+            for variant in (v for v in variants(path) if v in args.variants.split(",")):
                 cmd = [sys.executable, __file__, *sys.argv[1:], "--one", variant, path]
                 done = subprocess.run(cmd, env=env, capture_output=True, text=True)
                 line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]

@@ -55,18 +55,3 @@ def forced(tiny):
         return cache[(token_id, boost)]
     return make
 
-
-# Tests that share an expensive module- or session-scoped fixture run on one xdist worker
-# (`--dist loadgroup` in the Makefile): spread over two workers, each would build it — the
-# notebook check (~3 min) and the course grading (~4 min) twice over.
-XDIST_GROUPS = {"notebooks/test_notebooks.py": "notebooks", "course/test_course_grading.py": "course",
-                "merging/": "merging", "check/test_check.py": "check"}
-
-
-def pytest_collection_modifyitems(config, items):
-    tests = os.path.dirname(__file__)
-    for item in items:
-        rel = os.path.relpath(str(item.fspath), tests).replace(os.sep, "/")
-        for prefix, group in XDIST_GROUPS.items():
-            if rel.startswith(prefix):
-                item.add_marker(pytest.mark.xdist_group(group))
