@@ -47,8 +47,8 @@ lint: setup
 
 # Tests run on one pytest-xdist worker per core (at most 4; tests/conftest.py gives every worker
 # and what it starts one torch thread), the long ones handed out first-come by worksteal. Measured
-# on 2 cores: worksteal 16.4 min; loadscope 21.2 min (module fixtures built once, but the long
-# modules then run side by side and the tail is longer); loadgroup does not group under pytest 9.
+# on 2 cores (runs vary by minutes): worksteal 16.4 and 20.4 min, loadscope 21.2 min (module
+# fixtures built once, but long modules then overlap); loadgroup does not group under pytest 9.
 XDIST := -n auto --maxprocesses 4 --dist worksteal
 
 test: setup browser-deps lint
