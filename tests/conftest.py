@@ -54,4 +54,3 @@ def forced(tiny):
             cache[(token_id, boost)] = (m.eval(), tok)
         return cache[(token_id, boost)]
     return make
-
