@@ -5,7 +5,7 @@ same model on the same rows with the same LoRA r/alpha, batch, max_length, learn
 steps, with evaluation, samples and checkpoints off:
 
   workbench     `workbench.train(...)` (what `workbench train` runs)
-  workbench-grouped  the same with `group_by_length` (SFT paths only): batches of similar length
+  workbench-grouped  the same with `group_by_length` (SFT and DPO paths): batches of similar length
   trl-defaults  the TRL script its docs teach: SFTConfig/DPOConfig/GRPOConfig with only those
                 settings given, everything else TRL's default
   trl-same      the same script with our settings (activation checkpointing off, the same
@@ -45,8 +45,8 @@ VARIANTS = ("workbench", "workbench-grouped", "trl-defaults", "trl-same")
 
 
 def variants(path: str) -> tuple[str, ...]:
-    """Length grouping is an SFT knob: the other paths run without that variant."""
-    return VARIANTS if PATHS[path][0] == "sft" else tuple(v for v in VARIANTS if v != "workbench-grouped")
+    """Length grouping is an SFT and DPO knob: GRPO runs without that variant."""
+    return VARIANTS if PATHS[path][0] in ("sft", "dpo") else tuple(v for v in VARIANTS if v != "workbench-grouped")
 
 
 class StepLog:
@@ -71,10 +71,14 @@ def _trl_callback(log: StepLog):
     return _Log()
 
 
-def _rows(dataset: str, n: int) -> list[dict]:
+def _rows(method: str, dataset: str, n: int) -> list[dict]:
+    """The rows `workbench train` trains on, in the method's data format: for SFT, prompt and
+    completion, on which TRL's default is the same completion-only loss as ours (on the
+    `messages` form TRL would train on the prompt tokens too, a different loss)."""
     from workbench import data
+    from workbench.methods import get_method
 
-    return list(data.load(dataset, split="train", max_rows=n, seed=0))
+    return list(data.load(dataset, format=get_method(method).data_format, split="train", max_rows=n, seed=0))
 
 
 def run_workbench(path: str, args, work: Path, log: StepLog, grouped: bool = False) -> None:
@@ -83,7 +87,7 @@ def run_workbench(path: str, args, work: Path, log: StepLog, grouped: bool = Fal
     method, peft, dataset = PATHS[path]
     margs = {"group_by_length": True} if grouped else {}
     if method == "dpo":
-        margs = {"probe_pairs": 0, "probe_kl_prompts": 0, "eval_on_start": False}
+        margs = {**margs, "probe_pairs": 0, "probe_kl_prompts": 0, "eval_on_start": False}
     if method == "grpo":
         margs = {"num_generations": args.generations, "max_completion_length": args.completion_length}
     cfg = TrainConfig(model=args.model, dataset=dataset, method=method, peft=peft, max_steps=args.steps,
@@ -108,11 +112,12 @@ def run_trl(path: str, args, work: Path, log: StepLog, same: bool) -> None:
     model_dir = resolve(args.model)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(model_dir)
-    ds = Dataset.from_list(_rows(dataset, args.rows))
+    ds = Dataset.from_list(_rows(method, dataset, args.rows))
     lora = LoraConfig(r=args.r, lora_alpha=args.alpha, target_modules="all-linear",
                       task_type="CAUSAL_LM") if peft == "lora" else None
     common = dict(output_dir=str(work / "out"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
-                  learning_rate=args.lr, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True)
+                  learning_rate=args.lr, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
+                  seed=0)  # our seed (TRL's default is 42): the same batches, so the loss curves compare step by step
     if same:  # our settings on top of TRL's: no activation checkpointing, our precision choice
         common.update(activation_checkpointing=False, bf16=use_bf16("cpu", "auto"), disable_tqdm=True)
     if method == "sft":
@@ -274,6 +279,29 @@ def table(report: dict) -> str:
             ratio = best / tps
             mfu = tps * report["flops_per_token"][path] / peak
             lines.append(f"| {path} | {v} | {n} | {sps:.2f} | {tps:.0f} | {ratio:.2f}× | {mfu:.2%} |")
+    return "\n".join(lines + ["", loss_curves(report)])
+
+
+def loss_curves(report: dict) -> str:
+    """Markdown: the training loss at every step (median over repeats) of each variant, and
+    the largest gap to workbench's. workbench, trl-same and trl-defaults draw the same batches
+    (same rows, same seed), so their curves should agree up to rounding; workbench-grouped
+    draws other batches."""
+    lines = ["| path | variant | loss at steps 1, 2, … (median over runs) | max abs. gap to workbench |",
+             "|---|---|---|---|"]
+    for path in report["settings"]["paths"].split(","):
+        curves = {}
+        for v in VARIANTS:
+            ok = [r for r in report["runs"] if r["path"] == path and r["variant"] == v and r.get("steps")]
+            if ok:
+                steps = sorted({s["step"] for r in ok for s in r["steps"]})
+                curves[v] = [statistics.median(s["loss"] for r in ok for s in r["steps"] if s["step"] == k)
+                             for k in steps]
+        for v, curve in curves.items():
+            ref = curves.get("workbench")
+            gap = (f"{max(abs(a - b) for a, b in zip(curve, ref)):.4f}" if ref and v not in ("workbench",
+                   "workbench-grouped") else "—")
+            lines.append(f"| {path} | {v} | {', '.join(f'{x:.4f}' for x in curve)} | {gap} |")
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from trl import DPOConfig, DPOTrainer
 
 from ..errors import UnknownNameError, WorkbenchError
@@ -39,6 +40,9 @@ class DPOArgs(ReferenceArgs):
         "help": "f-DPO regulariser between policy and reference", "choices": list(F_DIVERGENCES)})
     discopop_tau: float = field(default=0.05, metadata={"help": "DiscoPOP temperature (loss_type=discopop)"})
     use_weighting: bool = field(default=False, metadata={"help": "WPO weighting of pairs by policy probability"})
+    group_by_length: bool = field(default=False, metadata={
+        "help": "batch pairs of similar length together (less padding, faster steps; batches are "
+                "no longer a uniform shuffle)"})
     probe_alpha: float = field(default=0.75, metadata={
         "help": "α for the idealised ranking accuracy: assumed share of raters preferring the chosen "
                 "response, for eval rows without an `alpha` column (0 < α ≤ 1; plain DPO only)"})
@@ -105,6 +109,18 @@ class ProbedDPOTrainer(PreferenceProbeMixin, DPOTrainer):
 
     cache_eval_reference = True
 
+    def _get_train_sampler(self, train_dataset=None):
+        # TRL's collator pads a batch's 2B sequences (prompt+chosen, prompt+rejected) to the longest,
+        # so a pair costs its prompt plus its longer response. transformers' LengthGroupedSampler
+        # cannot infer that from DPO's columns: give it the lengths.
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or dataset is None:
+            return super()._get_train_sampler(train_dataset)
+        lengths = [len(p) + max(len(c), len(r)) for p, c, r in
+                   zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"])]
+        return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                    lengths=lengths)
+
     def _compute_loss(self, model, inputs, return_outputs):
         if (self.model.training or self.precompute_ref_logps or not self.cache_eval_reference
                 or getattr(self.args, "sync_ref_model", False)):
@@ -140,7 +156,8 @@ def dpo_config(ctx, **extra):
     return DPOConfig(**common_args(ctx), beta=m.beta, loss_type=m.losses(), loss_weights=m.weights(),
                      label_smoothing=m.label_smoothing, f_divergence_type=m.f_divergence_type,
                      discopop_tau=m.discopop_tau, use_weighting=m.use_weighting,
-                     precompute_ref_log_probs=m.precompute_ref_log_probs, **extra)
+                     precompute_ref_log_probs=m.precompute_ref_log_probs,
+                     train_sampling_strategy="group_by_length" if m.group_by_length else "random", **extra)
 
 
 def build_dpo_trainer(ctx, trainer_cls=ProbedDPOTrainer):
