@@ -1,17 +1,18 @@
 """What share of a default `workbench train` run is evaluation.
 
 Runs `workbench train` with every default (smollm2-135m-instruct, LoRA, 30 steps, batch 4,
-an evaluation — eval loss, the method's probes, the run samples — at the start and every 10
-steps on 32 held-out rows) for each method given, one fresh process each, and reads the
-run's own metrics.jsonl. Checkpoints are moved out of the way (`save_steps` past the end)
-so they are not counted as evaluation.
+an evaluation — eval loss, the method's probes, the run samples — every `eval_steps` steps on
+`eval_rows` held-out rows, and for preference methods also before the first step) for each
+method given, one fresh process each, and reads the run's own metrics.jsonl. Checkpoints are
+moved out of the way (`save_steps` past the end) so they are not counted as evaluation.
 
 Evaluation time is read from the records: the gaps that contain an evaluation (START → step
-1, step 10 → 11, 20 → 21, 30 → END) minus one median training step each (the gaps between
-other consecutive steps). The share is evaluation ÷ the whole process wall time (model
+1, step N → N+1 for every evaluated step N, the last step → END) minus one median training
+step each (the gaps between other consecutive steps). The share is evaluation ÷ the whole process wall time (model
 loading included: what the user waits for) and ÷ the training loop (START → END).
 
     python benchmarks/bench_eval_share.py --methods sft,dpo --out benchmarks/results/eval_share.md
+    python benchmarks/bench_eval_share.py --methods sft -- --set eval_rows=32 --set eval_steps=10   # other settings
 Run it on a quiet machine.
 """
 from __future__ import annotations

@@ -93,7 +93,7 @@ def run_workbench(path: str, args, work: Path, log: StepLog, grouped: bool = Fal
     cfg = TrainConfig(model=args.model, dataset=dataset, method=method, peft=peft, max_steps=args.steps,
                       batch_size=args.batch_size, max_length=args.max_length, learning_rate=args.lr,
                       eval_rows=0, sample_prompts=0, save_steps=10 ** 6, run_dir=str(work / "run"),
-                      max_rows=args.rows, method_args=margs,
+                      max_rows=args.rows, method_args=margs, precision=args.precision,
                       peft_args={"r": args.r, "lora_alpha": args.alpha} if peft == "lora" else {})
     train(cfg, listeners=[lambda rec: rec.kind.value == "train" and log.add(rec.step, rec.values)])
 
@@ -103,7 +103,7 @@ def run_trl(path: str, args, work: Path, log: StepLog, same: bool) -> None:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
     from workbench.data import tasks
     from workbench.models import resolve, use_bf16
@@ -119,7 +119,7 @@ def run_trl(path: str, args, work: Path, log: StepLog, same: bool) -> None:
                   learning_rate=args.lr, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
                   seed=0)  # our seed (TRL's default is 42): the same batches, so the loss curves compare step by step
     if same:  # our settings on top of TRL's: no activation checkpointing, our precision choice
-        common.update(activation_checkpointing=False, bf16=use_bf16("cpu", "auto"), disable_tqdm=True)
+        common.update(activation_checkpointing=False, bf16=use_bf16("cpu", args.precision), disable_tqdm=True)
     if method == "sft":
         from trl import SFTConfig as Config
         from trl import SFTTrainer as Trainer
@@ -139,6 +139,7 @@ def run_trl(path: str, args, work: Path, log: StepLog, same: bool) -> None:
 
         kw = {"reward_funcs": correct}
         common.update(num_generations=args.generations, max_completion_length=args.completion_length)
+    set_seed(0)  # as `workbench train` does before the adapter is created: the same initial LoRA weights
     trainer = Trainer(model=model, args=Config(**common), train_dataset=ds, processing_class=tok,
                       peft_config=lora, callbacks=[_trl_callback(log)], **kw)
     trainer.train()
@@ -210,6 +211,9 @@ def main() -> int:
     p.add_argument("--rows", type=int, default=256)
     p.add_argument("--generations", type=int, default=4)
     p.add_argument("--completion-length", type=int, default=32)
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="workbench's precision and trl-same's (trl-defaults keeps TRL's bf16=True); fp32 "
+                        "shows whether the loss curves differ beyond bf16 rounding")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help="which variants to run (e.g. leave out trl-defaults where TRL's default bf16 is emulated "
                         "and a run takes ~25x longer)")
@@ -250,7 +254,7 @@ def main() -> int:
     from workbench.models import use_bf16
 
     report = {"settings": {k: v for k, v in vars(args).items() if k not in ("one", "out")}, "threads": threads,
-              "precision": "bf16" if use_bf16("cpu", "auto") else "fp32",
+              "precision": "bf16" if use_bf16("cpu", args.precision) else "fp32",
               "load_avg_end": os.getloadavg(), "wall_s": round(time.time() - started, 1),
               "matmul_peak_flops": peak, "flops_per_token": fpt, "runs": runs}
     Path(args.out).write_text(json.dumps(report, indent=2))

@@ -42,10 +42,10 @@ class TrainConfig:
     warmup_ratio: float = _f(0.0, "linear warm-up: below 1 a fraction of max_steps, 1 or more a number of steps")
     lr_scheduler: str = _f("linear", "transformers learning-rate schedule name")
     max_rows: int | None = _f(None, "use at most this many training rows")
-    eval_rows: int = _f(32, "rows held out for eval loss (0 = no eval)")
+    eval_rows: int = _f(16, "rows held out for eval loss (0 = no eval)")
     on_error: str = _f("raise", "malformed dataset rows: raise (stop and list them) or skip (drop them with a warning)",
                        choices=["raise", "skip"])
-    eval_steps: int = _f(10, "evaluate (eval loss + samples) every N steps")
+    eval_steps: int = _f(15, "evaluate (eval loss + samples) every N steps")
     save_steps: int = _f(10, "checkpoint every N steps (for resume)")
     logging_steps: int = _f(1, "log a metrics record every N steps")
     tracker: str = _f("", "mirror metrics, config and samples to an experiment tracker: trackio (local), "
@@ -54,7 +54,7 @@ class TrainConfig:
                              "(e.g. wb_arithmetic,wb_preferences; empty = none)")
     eval_tasks_limit: int = _f(20, "examples per task for eval_tasks")
     sample_prompts: int = _f(2, "eval prompts to generate from at each eval (0 = none)")
-    sample_max_new_tokens: int = _f(48, "max new tokens per sample")
+    sample_max_new_tokens: int = _f(32, "max new tokens per sample")
     seed: int = _f(0, "random seed")
     device: str = _f("auto", "auto | cpu | cuda | cuda:N | mps (must be present on this machine)")
     precision: str = _f("auto", "auto | fp32 | bf16 (auto: bf16 only where the hardware has it)")

@@ -213,6 +213,12 @@ def _build(p: Plan, run: Run):
         device = f"cuda:{distributed.local_rank()}"  # each rank on its own GPU, as the Trainer expects
     model, tok = load_model(cfg.model, device=device)
     total = sum(t.numel() for t in model.parameters())
+    # The run's seed decides the adapter's initial weights too (LoRA's A is random), not whatever
+    # the process drew before: the same config then starts from the same weights in a notebook
+    # kernel that has run other cells as in a fresh `workbench train`.
+    from transformers import set_seed
+
+    set_seed(cfg.seed)
     model, peft_config = prepare_model(cfg.peft, model, p.peft_config, tok, p.train_dataset)  # CorDA/EVA calibration
     ctx = TrainContext(config=cfg, method_config=p.method_config, model=model, tokenizer=tok,
                        train_dataset=p.train_dataset, eval_dataset=p.eval_dataset, peft_config=peft_config,

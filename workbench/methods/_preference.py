@@ -35,9 +35,9 @@ class ProbeArgs(MethodArgs):
     """Knobs of the eval-time probes (see workbench.methods.preference_metrics)."""
     probe_pairs: int = field(default=64, metadata={
         "help": "held-out pairs scored for ranking accuracy at each eval (0 = off)"})
-    probe_kl_prompts: int = field(default=8, metadata={
+    probe_kl_prompts: int = field(default=4, metadata={
         "help": "held-out prompts sampled for KL-to-reference and sample length at each eval (0 = off)"})
-    probe_max_new_tokens: int = field(default=48, metadata={"help": "max tokens per probe sample"})
+    probe_max_new_tokens: int = field(default=32, metadata={"help": "max tokens per probe sample"})
     eval_on_start: bool = field(default=True, metadata={
         "help": "evaluate (and probe) before the first step, so every curve has its starting value"})
 

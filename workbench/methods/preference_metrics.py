@@ -219,7 +219,7 @@ def sample_responses(model, tokenizer, prompts: list[Any], max_new_tokens: int, 
 
 
 def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextManager] | None, tokenizer,
-                     rows: list[dict], *, max_pairs: int = 64, kl_prompts: int = 8, max_new_tokens: int = 48,
+                     rows: list[dict], *, max_pairs: int = 64, kl_prompts: int = 4, max_new_tokens: int = 32,
                      max_length: int | None = None, seed: int = 0, ideal_beta: float | None = None,
                      ideal_alpha: float | None = None, ref_cache: dict | None = None,
                      pair_logps: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> dict[str, float]:
