@@ -2,8 +2,10 @@
 its one-logit variants, loaded once per session for the tests that only read them."""
 import copy
 import os
+import pickle
 
 import pytest
+from filelock import FileLock
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -54,3 +56,24 @@ def forced(tiny):
             cache[(token_id, boost)] = (m.eval(), tok)
         return cache[(token_id, boost)]
     return make
+
+
+@pytest.fixture(scope="session")
+def built_once(tmp_path_factory):
+    """built_once(name, build): `build(folder)` once per test session, even when pytest-xdist
+    hands a module's tests to both workers (worksteal does; `xdist_group` does not group under
+    pytest 9). The first worker to ask builds it under a file lock in the session's shared temp
+    folder and pickles the result; the other waits for the lock and reads it. Building the
+    notebook check on both workers cost ~125 s of a 674 s suite."""
+    def get(name: str, build):
+        if not os.environ.get("PYTEST_XDIST_WORKER"):
+            return build(tmp_path_factory.mktemp(name))
+        shared = tmp_path_factory.getbasetemp().parent  # one folder per session, above every worker's
+        result = shared / f"{name}.pickle"
+        with FileLock(str(result) + ".lock"):
+            if not result.is_file():
+                folder = shared / name
+                folder.mkdir()
+                result.write_bytes(pickle.dumps(build(folder)))
+            return pickle.loads(result.read_bytes())
+    return get

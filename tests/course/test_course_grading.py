@@ -88,8 +88,11 @@ def _nbval_results(xml: Path) -> dict[str, dict[str, str | None]]:
 
 
 @pytest.fixture(scope="module")
-def course_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("course")
+def course_run(built_once):
+    return built_once("course-grading", _grade_course)
+
+
+def _grade_course(tmp: Path) -> dict:
     nbval_dir = tmp / "nbval"
     nbval_dir.mkdir()
     tampered_cell = _tamper(UNITS[[p.name for p in UNITS].index(TAMPERED)], nbval_dir / "tampered" / TAMPERED)

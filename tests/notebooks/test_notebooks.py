@@ -21,13 +21,16 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
+def _check_all(out):
+    return check_notebooks(PATHS, profile=DEFAULT_PROFILE, out_dir=out, jobs=2, timeout=1800)
+
+
 @pytest.fixture(scope="module")
-def checked(tmp_path_factory):
-    """One `workbench check notebooks/ --profile ci --jobs 2` for the whole module: two
+def checked(built_once):
+    """One `workbench check notebooks/ --profile ci --jobs 2` for the whole session: two
     kernels side by side with one thread each (kernel start-up and imports are single-threaded,
     so this is ~2× faster on 2 cores than one at a time), results looked up per notebook."""
-    out = tmp_path_factory.mktemp("check")
-    check = check_notebooks(PATHS, profile=DEFAULT_PROFILE, out_dir=out, jobs=2, timeout=1800)
+    check = built_once("notebook-check", _check_all)
     return {r.path.name: r for r in check.results}, check
 
 
