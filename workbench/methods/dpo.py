@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from torch.utils.data import SequentialSampler
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from trl import DPOConfig, DPOTrainer
 
@@ -120,6 +121,13 @@ class ProbedDPOTrainer(PreferenceProbeMixin, DPOTrainer):
                    zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"])]
         return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
                                     lengths=lengths)
+
+    def _get_eval_sampler(self, eval_dataset):
+        # transformers would length-group the eval set too; it stays in row order, because the
+        # probes read the eval pass's per-pair log-probs as the eval rows' pairs, in order.
+        if self.args.train_sampling_strategy != "group_by_length" or self.args.world_size > 1:
+            return super()._get_eval_sampler(eval_dataset)
+        return None if eval_dataset is None else SequentialSampler(eval_dataset)
 
     def _compute_loss(self, model, inputs, return_outputs):
         if (self.model.training or self.precompute_ref_logps or not self.cache_eval_reference
