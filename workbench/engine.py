@@ -213,9 +213,9 @@ def _build(p: Plan, run: Run):
         device = f"cuda:{distributed.local_rank()}"  # each rank on its own GPU, as the Trainer expects
     model, tok = load_model(cfg.model, device=device)
     total = sum(t.numel() for t in model.parameters())
-    # The run's seed decides the adapter's initial weights too (LoRA's A is random), not whatever
-    # the process drew before: the same config then starts from the same weights in a notebook
-    # kernel that has run other cells as in a fresh `workbench train`.
+    # The run's seed decides the adapter's initial weights (LoRA's A is random), not whatever the
+    # process drew before. TRL's trainers seed before they wrap the model; the on-policy
+    # coordinator wraps it itself, and without this started elsewhere in a kernel that had run cells.
     from transformers import set_seed
 
     set_seed(cfg.seed)
