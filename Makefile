@@ -46,9 +46,10 @@ lint: setup
 	$(BIN)/ruff check workbench widgets tests benchmarks
 
 # Tests run on one pytest-xdist worker per core (at most 4; tests/conftest.py gives every worker
-# and what it starts one torch thread), the long ones handed out first-come by worksteal. Measured
-# on 2 cores (runs vary by minutes): worksteal 16.4 and 20.4 min, loadscope 21.2 min (module
-# fixtures built once, but long modules then overlap); loadgroup does not group under pytest 9.
+# and what it starts one torch thread), the long ones handed out first-come by worksteal; the two
+# big module fixtures (notebook check, course grading) are built once per session across workers
+# (`built_once`). pytest on 2 cores, measured (runs vary by minutes): AMD EPYC worksteal 16.4 and
+# 20.4 min, loadscope 21.2 min; Intel Xeon (bf16) 11.2 min, 10.6 min with `built_once`.
 XDIST := -n auto --maxprocesses 4 --dist worksteal
 
 test: setup browser-deps lint

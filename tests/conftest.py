@@ -1,6 +1,7 @@
 """Shared test setup: runs go to a temp folder, nothing touches the hub; the tiny model and
 its one-logit variants, loaded once per session for the tests that only read them."""
 import copy
+import itertools
 import os
 import pickle
 
@@ -77,3 +78,21 @@ def built_once(tmp_path_factory):
                 result.write_bytes(pickle.dumps(build(folder)))
             return pickle.loads(result.read_bytes())
     return get
+
+
+@pytest.fixture
+def build_job(tmp_path):
+    """build_job(**config): the trainer (or on-policy coordinator) `workbench train` would run
+    for this TrainConfig, built the engine's way but not trained; its run directory is closed."""
+    from workbench import TrainConfig
+    from workbench.engine import _build, plan
+    from workbench.runs.run import Run
+
+    count = itertools.count()
+
+    def build(**config):
+        p = plan(TrainConfig(**config))
+        with Run.create(tmp_path / f"job-{next(count)}", p.resolved()) as run:
+            job, _ = _build(p, run)
+        return job
+    return build

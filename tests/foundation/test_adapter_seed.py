@@ -6,26 +6,19 @@ the engine seeds first."""
 import pytest
 import torch
 
-from workbench import TrainConfig
-from workbench.engine import _build, plan
-from workbench.runs.run import Run
 
-
-def _initial_lora_a(tmp_path, name, seed, method, dataset):
-    p = plan(TrainConfig(model="tiny-llama", dataset=dataset, method=method, peft="lora", max_steps=2, max_rows=8,
-                         eval_rows=0, sample_prompts=0, seed=seed))
-    run = Run.create(tmp_path / name, p.resolved())
-    job, _ = _build(p, run)
-    run.close()
+def _initial_lora_a(build_job, seed, method, dataset):
+    job = build_job(model="tiny-llama", dataset=dataset, method=method, peft="lora", max_steps=2, max_rows=8,
+                    eval_rows=0, sample_prompts=0, seed=seed)
     return {n: w.detach().clone() for n, w in job.model.named_parameters() if "lora_A" in n}
 
 
 @pytest.mark.parametrize("method,dataset", [("sft", "instructions"), ("onpolicy-dpo", "arithmetic")])
-def test_seed_not_process_history_decides_the_initial_adapter(tmp_path, method, dataset):
-    first = _initial_lora_a(tmp_path, "a", 0, method, dataset)
+def test_seed_not_process_history_decides_the_initial_adapter(build_job, method, dataset):
+    first = _initial_lora_a(build_job, 0, method, dataset)
     torch.rand(1000)  # cells run before, drawing from torch's global generator
-    again = _initial_lora_a(tmp_path, "b", 0, method, dataset)
-    other = _initial_lora_a(tmp_path, "c", 1, method, dataset)
+    again = _initial_lora_a(build_job, 0, method, dataset)
+    other = _initial_lora_a(build_job, 1, method, dataset)
     assert first and first.keys() == again.keys() == other.keys()
     assert all(torch.equal(first[n], again[n]) for n in first)
     assert not any(torch.equal(first[n], other[n]) for n in first)

@@ -53,14 +53,8 @@ def test_only_trl_patched_cpu_models_are_replaced():
     assert not replace_fused_head(model)         # not patched by TRL: left alone
 
 
-def test_engine_installs_it(tmp_path):
-    from workbench import TrainConfig
-    from workbench.engine import _build, plan
-    from workbench.runs.run import Run
-
-    p = plan(TrainConfig(model="tiny-llama", dataset="instructions", method="sft", peft="lora", max_steps=1,
-                         max_rows=4, eval_rows=0, sample_prompts=0))
-    with Run.create(tmp_path / "r", p.resolved()) as run:
-        job, _ = _build(p, run)
-        assert job.model.get_base_model().forward.__func__.__name__ == "forward"
-        assert "cpu_lm_head" in job.model.get_base_model().forward.__func__.__module__
+def test_engine_installs_it(build_job):
+    job = build_job(model="tiny-llama", dataset="instructions", method="sft", peft="lora", max_steps=1,
+                    max_rows=4, eval_rows=0, sample_prompts=0)
+    assert job.model.get_base_model().forward.__func__.__name__ == "forward"
+    assert "cpu_lm_head" in job.model.get_base_model().forward.__func__.__module__
