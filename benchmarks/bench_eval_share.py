@@ -8,8 +8,9 @@ moved out of the way (`save_steps` past the end) so they are not counted as eval
 
 Evaluation time is read from the records: the gaps that contain an evaluation (START → step
 1, step N → N+1 for every evaluated step N, the last step → END) minus one median training
-step each (the gaps between other consecutive steps). The share is evaluation ÷ the whole process wall time (model
-loading included: what the user waits for) and ÷ the training loop (START → END).
+step each (the gaps between other consecutive steps). The share is evaluation ÷ the whole
+process wall time (model loading included: what the user waits for) and ÷ the training loop
+(START → END).
 
     python benchmarks/bench_eval_share.py --methods sft,dpo --out benchmarks/results/eval_share.md
     python benchmarks/bench_eval_share.py --methods sft -- --set eval_rows=32 --set eval_steps=10   # other settings

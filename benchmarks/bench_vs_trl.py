@@ -103,7 +103,7 @@ def run_trl(path: str, args, work: Path, log: StepLog, same: bool) -> None:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from workbench.data import tasks
     from workbench.models import resolve, use_bf16
@@ -115,9 +115,11 @@ def run_trl(path: str, args, work: Path, log: StepLog, same: bool) -> None:
     ds = Dataset.from_list(_rows(method, dataset, args.rows))
     lora = LoraConfig(r=args.r, lora_alpha=args.alpha, target_modules="all-linear",
                       task_type="CAUSAL_LM") if peft == "lora" else None
+    # seed=0, ours (TRL's default is 42): the same batches and, as TRL seeds before it wraps the model
+    # in the adapter, the same initial LoRA weights, so the loss curves compare step by step
     common = dict(output_dir=str(work / "out"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
                   learning_rate=args.lr, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
-                  seed=0)  # our seed (TRL's default is 42): the same batches, so the loss curves compare step by step
+                  seed=0)
     if same:  # our settings on top of TRL's: no activation checkpointing, our precision choice
         common.update(activation_checkpointing=False, bf16=use_bf16("cpu", args.precision), disable_tqdm=True)
     if method == "sft":
@@ -139,7 +141,6 @@ def run_trl(path: str, args, work: Path, log: StepLog, same: bool) -> None:
 
         kw = {"reward_funcs": correct}
         common.update(num_generations=args.generations, max_completion_length=args.completion_length)
-    set_seed(0)  # as `workbench train` does before the adapter is created: the same initial LoRA weights
     trainer = Trainer(model=model, args=Config(**common), train_dataset=ds, processing_class=tok,
                       peft_config=lora, callbacks=[_trl_callback(log)], **kw)
     trainer.train()

@@ -2,8 +2,6 @@
 set too (and cannot infer DPO lengths: such a run crashed). Evaluation keeps the rows' order, as
 the probes read the eval pass's per-pair log-probs in that order, so a grouped run evaluates and
 probes like an ungrouped one. The padding itself: tests/methods_sft/test_length_grouping.py."""
-import json
-
 import pytest
 
 from workbench import TrainConfig, train
@@ -16,12 +14,10 @@ def test_grouped_run_evaluates_in_row_order_with_the_probes(tmp_path):
                           max_rows=32, batch_size=4, eval_rows=8, eval_steps=2, sample_prompts=0,
                           run_dir=str(tmp_path / f"run-{grouped}"),
                           method_args={"group_by_length": grouped, "probe_kl_prompts": 0})
-        res = train(cfg)
-        recs = [json.loads(x) for x in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
-        runs[grouped] = [r for r in recs if r["kind"] == "eval"]
+        runs[grouped] = [r for r in train(cfg).records if r.kind == "eval"]
     # step 0: the same policy (the reference) and the same eval rows, so the same eval values
-    start = {g: next(r for r in recs if r["step"] == 0) for g, recs in runs.items()}
+    start = {g: next(r.values for r in recs if r.step == 0) for g, recs in runs.items()}
     for key in ("eval_loss", "eval_logps/chosen", "eval_logps/rejected", "eval_ranking_accuracy",
                 "eval_ref_ranking_accuracy", "eval_idealised_ranking_accuracy"):
         assert start[True][key] == pytest.approx(start[False][key], rel=1e-5), key
-    assert [r["step"] for r in runs[True]] == [r["step"] for r in runs[False]] == [0, 2]
+    assert [r.step for r in runs[True]] == [r.step for r in runs[False]] == [0, 2]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from trl import SFTConfig
 
 from ._preference import frozen_copy, trains_adapter
-from .base import MethodArgs
+from .base import MethodArgs, length_grouping, sampling_strategy
 
 
 @dataclass
@@ -16,17 +16,13 @@ class CommonSFTArgs(MethodArgs):
     """Knobs every SFT variant shares with plain `sft`."""
     completion_only_loss: bool = field(default=True, metadata={
         "help": "train on the response tokens only (the prompt is context, not target)"})
-    group_by_length: bool = field(default=False, metadata={
-        "help": "batch rows of similar length together (less padding, faster steps; batches are "
-                "no longer a uniform shuffle)"})
+    group_by_length: bool = length_grouping()
 
 
 def sft_args(ctx, **extra) -> SFTConfig:
     m = ctx.method_config
-    # transformers' LengthGroupedSampler: shuffled mega-batches, each sorted by length.
-    sampling = "group_by_length" if m.group_by_length else "random"
     return SFTConfig(**ctx.trl_args(), completion_only_loss=m.completion_only_loss,
-                     train_sampling_strategy=sampling, **extra)
+                     train_sampling_strategy=sampling_strategy(m), **extra)
 
 
 def make_trainer(cls, ctx, args: SFTConfig, train_dataset=None, **kw):

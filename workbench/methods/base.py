@@ -66,6 +66,19 @@ class MethodArgs:
         check_choices(self)
 
 
+def length_grouping(unit: str = "rows") -> Any:
+    """The `group_by_length` knob (every SFT variant, the DPO family): off by default."""
+    return dataclasses.field(default=False, metadata={
+        "help": f"batch {unit} of similar length together (less padding, faster steps; batches are "
+                "no longer a uniform shuffle)"})
+
+
+def sampling_strategy(knobs: Any) -> str:
+    """transformers' `train_sampling_strategy` for a method's `group_by_length` knob: its
+    LengthGroupedSampler (shuffled mega-batches, each sorted by length) or a uniform shuffle."""
+    return "group_by_length" if knobs.group_by_length else "random"
+
+
 def positive(knobs: Any, *names: str, prefix: str = "method") -> None:
     """Each named knob must be > 0 (and not NaN)."""
     for name in names:

@@ -17,7 +17,7 @@ from trl import DPOConfig, DPOTrainer
 
 from ..errors import UnknownNameError, WorkbenchError
 from ._preference import ReferenceArgs, attach_probes, check_pair_data, common_args, reference_model, split_list
-from .base import MethodSpec, register
+from .base import MethodSpec, length_grouping, register, sampling_strategy
 from .preference_metrics import PreferenceProbeMixin
 
 # TRL 1.x DPOConfig.loss_type values (trl/trainer/dpo_trainer.py `_compute_loss`).
@@ -41,9 +41,7 @@ class DPOArgs(ReferenceArgs):
         "help": "f-DPO regulariser between policy and reference", "choices": list(F_DIVERGENCES)})
     discopop_tau: float = field(default=0.05, metadata={"help": "DiscoPOP temperature (loss_type=discopop)"})
     use_weighting: bool = field(default=False, metadata={"help": "WPO weighting of pairs by policy probability"})
-    group_by_length: bool = field(default=False, metadata={
-        "help": "batch pairs of similar length together (less padding, faster steps; batches are "
-                "no longer a uniform shuffle)"})
+    group_by_length: bool = length_grouping("pairs")
     probe_alpha: float = field(default=0.75, metadata={
         "help": "α for the idealised ranking accuracy: assumed share of raters preferring the chosen "
                 "response, for eval rows without an `alpha` column (0 < α ≤ 1; plain DPO only)"})
@@ -165,7 +163,7 @@ def dpo_config(ctx, **extra):
                      label_smoothing=m.label_smoothing, f_divergence_type=m.f_divergence_type,
                      discopop_tau=m.discopop_tau, use_weighting=m.use_weighting,
                      precompute_ref_log_probs=m.precompute_ref_log_probs,
-                     train_sampling_strategy="group_by_length" if m.group_by_length else "random", **extra)
+                     train_sampling_strategy=sampling_strategy(m), **extra)
 
 
 def build_dpo_trainer(ctx, trainer_cls=ProbedDPOTrainer):
