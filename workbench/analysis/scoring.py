@@ -5,6 +5,9 @@ probabilities, KL, top-k) is vectorised over batch × position × vocabulary."""
 from __future__ import annotations
 
 import contextlib
+import copy
+import os
+import threading
 
 import torch
 
@@ -57,6 +60,54 @@ def valid_until_eos(out_ids: torch.Tensor, eos: list[int]) -> torch.Tensor:
     return (torch.cumsum(is_eos, 1) - is_eos) == 0
 
 
+def _free_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not Linux
+        return None
+
+
+def decoding_copy(side, precision: str = "auto"):
+    """The tuned side as it should decode: a private copy of its model with a PEFT adapter
+    merged into the weights and, under bf16 autocast, its linear layers stored in bf16; or
+    `side` itself when there is nothing to gain, nothing PEFT can merge, or too little memory.
+
+    Why: greedy decoding of a small model on CPU is a chain of small matmuls that stream the
+    weights every step. LoRA adds four small modules per targeted linear (~1.3x slower than
+    the merged model on the demo), and autocast re-casts every fp32 weight to bf16 on every
+    step (storing them in bf16 is ~1.4x faster). Autocast computes a linear in bf16 either
+    way, so the bf16 copy gives the same logits bit for bit; merging changes them by float
+    rounding only (W + s·BA once instead of Wx + s·B(Ax)). tests/analysis/test_packed_scoring.py
+    checks both."""
+    from dataclasses import replace
+
+    model = side.model
+    mergeable = (not side.adapter_off and hasattr(model, "merge_and_unload") and hasattr(model, "peft_config")
+                 and not any(c.is_prompt_learning for c in model.peft_config.values()))
+    bf16 = resolved_precision(model, precision) == "bf16"
+    if not (mergeable or bf16):
+        return side
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    free = _free_memory_bytes()
+    if free is not None and free < 3 * size:
+        return side
+    copied = copy.deepcopy(model)
+    if mergeable:
+        try:
+            copied = copied.merge_and_unload()
+        except (ValueError, NotImplementedError, AttributeError, TypeError):
+            if not bf16:
+                return side  # an adapter type PEFT cannot merge
+    if bf16:
+        # New parameters, so a weight tied to the embedding (SmolLM2's LM head) is untied:
+        # embeddings and norms stay fp32, as autocast leaves them.
+        for module in copied.modules():
+            if isinstance(module, torch.nn.Linear):
+                for name, p in list(module.named_parameters(recurse=False)):
+                    setattr(module, name, torch.nn.Parameter(p.detach().to(torch.bfloat16), requires_grad=False))
+    return replace(side, model=copied.eval())
+
+
 @torch.inference_mode()
 def generate(side, prompt_ids: list[list[int]], *, max_new_tokens: int, greedy: bool = True,
              precision: str = "auto", stop_strings: list[str] | None = None):
@@ -80,24 +131,101 @@ def generate(side, prompt_ids: list[list[int]], *, max_new_tokens: int, greedy: 
     return seq, valid_until_eos(seq, eos), logits
 
 
+PACK_WIDTH = 256  # packed rows at least this wide: few rows, short attention spans
+
+
+def pack(lengths: list[int], width: int) -> list[list[int]]:
+    """First-fit decreasing: indices of sequences grouped into rows of at most `width` tokens."""
+    rows, room = [], []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        r = next((r for r, free in enumerate(room) if free >= lengths[i]), None)
+        if r is None:
+            rows.append([]), room.append(width)
+            r = len(rows) - 1
+        rows[r].append(i)
+        room[r] -= lengths[i]
+    return rows
+
+
+@contextlib.contextmanager
+def _project_only(model, rows: torch.Tensor, cols: torch.Tensor, width: int):
+    """Make the LM head project only hidden[rows, cols] (as one row of a batch of 1): the
+    logits of every other position would be computed and thrown away. Only in this thread:
+    the Chat tab decodes with the same model in other threads meanwhile."""
+    owner = threading.get_ident()
+
+    def gather(_module, args):
+        if threading.get_ident() != owner:
+            return None
+        h = args[0]
+        shift = h.shape[1] - width  # prompt-learning adapters prepend virtual tokens
+        return (h[rows, cols + shift].unsqueeze(0), *args[1:])
+    handle = model.get_output_embeddings().register_forward_pre_hook(gather)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 @torch.inference_mode()
-def teacher_forced_logits(side, prompt_ids: list[list[int]], out_ids: torch.Tensor,
-                          out_mask: torch.Tensor, *, precision: str = "auto") -> torch.Tensor:
-    """One forward of left-padded prompt + given continuation; logits B×T×V where [:, t]
-    is the distribution over continuation token t."""
+def teacher_forced_token_logits(side, prompt_ids: list[list[int]], continuations: list[list[int]], *,
+                                precision: str = "auto") -> torch.Tensor:
+    """Logits [N, V] of every continuation token given its prompt and the tokens before it:
+    row 0's tokens first, then row 1's, and so on (N = total continuation length).
+
+    One forward over the sequences packed side by side without padding (position ids restart
+    at each sequence, which transformers turns into a block-diagonal causal mask), the LM head
+    applied only at the positions read. tests/analysis/test_packed_scoring.py checks the values
+    against each sequence run alone."""
     model, tok = side.model, side.tokenizer
     device = next(model.parameters()).device
-    p_ids, p_mask = left_pad(prompt_ids, tok.pad_token_id, device)
-    ids = torch.cat([p_ids, out_ids.to(device)], 1)
-    mask = torch.cat([p_mask, out_mask.to(device).long()], 1)
-    # Positions count real tokens only, so left padding does not shift them (generate
-    # does the same); padded slots get position 0 and are masked anyway.
-    pos = (mask.cumsum(1) - 1).clamp(min=0)
-    T = out_ids.shape[1]
-    with side.context(), precision_context(model, precision):
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos,
-                       logits_to_keep=T + 1, use_cache=False).logits
-    return logits[:, :T].float()
+    seqs = []
+    for i, (p, c) in enumerate(zip(prompt_ids, continuations, strict=True)):
+        if c and not p:
+            raise ValueError(f"row {i}: a continuation needs at least one prompt token to predict from")
+        seqs.append(list(p) + list(c))
+    n = sum(len(c) for c in continuations)
+    if n == 0:
+        return torch.zeros((0, model.config.get_text_config().vocab_size), device=device)
+    width = max(PACK_WIDTH, max(len(s) for s in seqs))
+    rows = pack([len(s) for s in seqs], width)
+    ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
+    pos = torch.zeros((len(rows), width), dtype=torch.long)
+    where = {}  # sequence → (row, first column)
+    for r, members in enumerate(rows):
+        col = 0
+        for i in members:
+            ids[r, col:col + len(seqs[i])] = torch.tensor(seqs[i], dtype=torch.long)
+            pos[r, col:col + len(seqs[i])] = torch.arange(len(seqs[i]))
+            where[i] = (r, col)
+            col += len(seqs[i])
+        pos[r, col:] = torch.arange(width - col)  # the tail is one more (ignored) sequence
+    g_rows, g_cols = [], []
+    for i, (p, c) in enumerate(zip(prompt_ids, continuations)):
+        if c:
+            r, col = where[i]
+            g_rows += [r] * len(c)
+            g_cols += range(col + len(p) - 1, col + len(p) - 1 + len(c))
+    g_rows, g_cols = torch.tensor(g_rows, device=device), torch.tensor(g_cols, device=device)
+    with side.context(), precision_context(model, precision), _project_only(model, g_rows, g_cols, width):
+        logits = model(input_ids=ids.to(device), position_ids=pos.to(device), use_cache=False).logits
+    return logits[0].float()
+
+
+def teacher_forced_logits(side, prompt_ids: list[list[int]], out_ids: torch.Tensor,
+                          out_mask: torch.Tensor, *, precision: str = "auto") -> torch.Tensor:
+    """Logits B×T×V where [:, t] is the distribution over continuation token t, for each row's
+    prompt + `out_ids` (valid where `out_mask`, a prefix of each row). Masked positions
+    hold zeros."""
+    out_mask = out_mask.bool().cpu()
+    lengths = out_mask.sum(1)
+    if not torch.equal(out_mask, torch.arange(out_mask.shape[1]) < lengths[:, None]):
+        raise ValueError("out_mask must mark a prefix of each row")
+    conts = [row[:n].tolist() for row, n in zip(out_ids.cpu(), lengths.tolist())]
+    flat = teacher_forced_token_logits(side, prompt_ids, conts, precision=precision)
+    logits = flat.new_zeros((*out_mask.shape, flat.shape[-1]))
+    logits[out_mask.to(flat.device)] = flat
+    return logits
 
 
 def token_stats(base_logits: torch.Tensor, tuned_logits: torch.Tensor, tokens: torch.Tensor,

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ..threads import size_torch_threads
 from .prompts import encode, has_chat_template, normalise_prompts, render
 from .resolve import Side, check_spec, resolve_pair
-from .scoring import generate, resolved_precision, teacher_forced_logits, token_stats
+from .scoring import decoding_copy, generate, resolved_precision, teacher_forced_token_logits, token_stats
 
 CATEGORIES = ("unshifted", "marginal", "shifted")
 
@@ -198,34 +198,39 @@ def token_shift(base, tuned, prompts, *, max_new_tokens: int = 64, batch_size: i
 
     chunks, outputs = [], [""] * len(msgs)
     gen_s = ana_s = 0.0
+    t0 = time.perf_counter()
+    decoder = decoding_copy(t, precision)
+    gen_s += time.perf_counter() - t0
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     for idx in tqdm(batches, desc="token shift", disable=not progress):
         t0 = time.perf_counter()
         out_ids, valid, tuned_logits = generate(
-            t, [t_ids[i] for i in idx], max_new_tokens=max_new_tokens, greedy=greedy,
+            decoder, [t_ids[i] for i in idx], max_new_tokens=max_new_tokens, greedy=greedy,
             precision=precision, stop_strings=stop)
         if stop:
             valid = _trim_at_stop(t.tokenizer, out_ids, valid, stop)
         t1 = time.perf_counter()
-        base_logits = teacher_forced_logits(b, [b_ids[i] for i in idx], out_ids, valid,
-                                            precision=precision)
+        # Only the valid positions from here on: rows that stopped early are not analysed.
+        rows, pos = valid.nonzero(as_tuple=True)
+        conts = [out_ids[r, :n].tolist() for r, n in enumerate(valid.sum(1).tolist())]
+        base_logits = teacher_forced_token_logits(b, [b_ids[i] for i in idx], conts, precision=precision)
         if rescore_tuned:
-            tuned_logits = teacher_forced_logits(t, [t_ids[i] for i in idx], out_ids, valid,
-                                                 precision=precision)
-        s = token_stats(base_logits, tuned_logits.to(base_logits.device), out_ids.to(base_logits.device), top_k)
-        m = valid.to(base_logits.device)
-        rows, pos = m.nonzero(as_tuple=True)
+            tuned_logits = teacher_forced_token_logits(t, [t_ids[i] for i in idx], conts, precision=precision)
+        else:
+            tuned_logits = tuned_logits[rows, pos]
+        tokens = out_ids[rows, pos]
+        s = token_stats(base_logits, tuned_logits.to(base_logits.device), tokens.to(base_logits.device), top_k)
         chunks.append({
             "prompt_id": torch.tensor(idx)[rows.cpu()].numpy(), "position": pos.cpu().numpy(),
-            "token_id": out_ids[rows, pos].cpu().numpy(),
-            **{k: s[k][rows, pos].cpu().numpy() for k in ("base_rank", "base_prob", "tuned_prob", "kl")},
-            "topk_ids": s["topk_ids"][rows, pos].cpu().numpy(),
-            "topk_probs": s["topk_probs"][rows, pos].cpu().numpy(),
+            "token_id": tokens.cpu().numpy(),
+            **{k: s[k].cpu().numpy() for k in ("base_rank", "base_prob", "tuned_prob", "kl",
+                                                "topk_ids", "topk_probs")},
         })
         ana_s += time.perf_counter() - t1
         gen_s += t1 - t0
         for r, i in enumerate(idx):
             outputs[i] = t.tokenizer.decode(out_ids[r][valid[r]], skip_special_tokens=False)
+    del decoder
 
     records = _records(chunks, t.tokenizer)
     return ShiftResult(
