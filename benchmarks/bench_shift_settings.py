@@ -1,48 +1,124 @@
-"""Token-shift probe end to end under its settings: precision (fp32 / bf16) × batch size, on
-the demo run (`make demo` → demo-output/sft-lora) against its base, 16 `instructions` prompts.
+"""Token-shift probe end to end, this checkout against an earlier commit, on the demo run
+(`make demo` → demo-output/sft-lora) against its base: 16 `instructions` prompts, 64 new tokens.
 
-Reports tokens per CPU-second with one torch thread (CPU time, so a busy machine changes the
-figure little; on a quiet machine with one thread it is also wall time) and the split, which
-under bf16 changes with the batch size while fp32's does not — why fp32 is the default.
+Every (code, precision, batch) variant runs in a fresh process (the earlier commit from a
+`git worktree`, imported through PYTHONPATH), variants interleaved, `--repeats` rounds, medians
+reported: these machines are noisy, so read the ratios. End-to-end tokens/s is analysed tokens
+÷ (decoding + analysis) seconds, the figure the CLI prints; model loading is not in it. The
+roofline column is model FLOPs (2·N per token for the tuned decode + 2·N for the base's teacher
+forcing, N = non-embedding parameters + the LM head) × tokens/s ÷ the matmul peak of the
+precision used, measured in the same invocation.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_shift_settings.py [--run demo-output/sft-lora]
+    python benchmarks/bench_shift_settings.py --before c4515ce [--repeats 3] [--out results.json]
 """
 from __future__ import annotations
 
 import argparse
 import json
-import time
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
-import torch
+REPO = Path(__file__).resolve().parent.parent
+SETTINGS = (("fp32", 16), ("bf16", 8), ("bf16", 16))  # the demo's default; the issue's; bf16 at 16
+
+CHILD = """
+import json, sys, time
+from workbench.analysis import token_shift
+from workbench.analysis.resolve import resolve_pair
+base, run, prompts, precision, batch = sys.argv[1:6]
+b, t = resolve_pair(base, run)
+token_shift(b, t, "instructions", max_prompts=2, max_new_tokens=4, precision=precision, progress=False)
+w = time.perf_counter()
+r = token_shift(b, t, "instructions", max_prompts=int(prompts), batch_size=int(batch), precision=precision,
+                progress=False)
+print(json.dumps({"tokens": r.n_tokens, "wall_s": time.perf_counter() - w, **r.timings,
+                  "end_to_end_tok_s": r.tokens_per_s["end_to_end"], "split": r.fractions}))
+"""
+
+
+def child(code: Path, args, precision: str, batch: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(code), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", CHILD, args.base, args.run, str(args.prompts), precision,
+                          str(batch)], env=env, cwd=code, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def flops_per_token(model: str) -> float:
+    """Forward FLOPs per token of one model: 2 × (non-embedding parameters + the LM head)."""
+    from workbench.models import load_model
+
+    m, _ = load_model(model)
+    n = sum(p.numel() for name, p in m.named_parameters() if "embed" not in name)
+    head = m.get_output_embeddings().weight
+    if "embed" in next(name for name, p in m.named_parameters() if p is head):  # tied: count it once more
+        n += head.numel()
+    return 2 * n
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--before", required=True, help="git commit to compare against (checked out in a worktree)")
     p.add_argument("--base", default="smollm2-135m-instruct")
-    p.add_argument("--run", default="demo-output/sft-lora")
+    p.add_argument("--run", default=str(REPO / "demo-output/sft-lora"))
     p.add_argument("--prompts", type=int, default=16)
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default=None)
     args = p.parse_args()
-    torch.set_num_threads(1)
-    from workbench.analysis import token_shift
-    from workbench.analysis.resolve import resolve_pair
+    args.run = str(Path(args.run).resolve())
 
-    b, t = resolve_pair(args.base, args.run)
-    rows = {}
-    for precision in ("fp32", "bf16"):
-        for batch in (8, 16):
-            c0, w0 = time.process_time(), time.time()
-            r = token_shift(b, t, "instructions", max_prompts=args.prompts, batch_size=batch, precision=precision,
-                            progress=False)
-            cpu = time.process_time() - c0
-            rows[f"{precision} batch {batch}"] = {
-                "cpu_s": round(cpu, 1), "wall_s": round(time.time() - w0, 1), "tokens": r.n_tokens,
-                "tokens_per_cpu_s": round(r.n_tokens / cpu, 1),
-                "split": {k: round(v, 3) for k, v in r.fractions.items()}}
-            print(precision, batch, rows[f"{precision} batch {batch}"], flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp) / "before"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(old), args.before],
+                       check=True, capture_output=True)
+        try:
+            runs: dict[str, list[dict]] = {}
+            for rep in range(args.repeats):
+                for precision, batch in SETTINGS:
+                    for label, code in (("before", old), ("after", REPO)):
+                        key = f"{label} {precision} batch {batch}"
+                        runs.setdefault(key, []).append(child(code, args, precision, batch))
+                        print(rep, key, runs[key][-1], flush=True)
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=False)
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_vs_trl import matmul_peak
+
+    import torch
+    peak = matmul_peak(torch.get_num_threads())
+    fpt = 2 * flops_per_token(args.base)  # the tuned decode + the base's teacher forcing
+    summary = {}
+    for key, rows in runs.items():
+        tps = statistics.median(r["end_to_end_tok_s"] for r in rows)
+        precision = key.split()[1]
+        summary[key] = {"end_to_end_tok_s": tps, "tokens": rows[0]["tokens"],
+                        "generate_s": statistics.median(r["generate_s"] for r in rows),
+                        "analysis_s": statistics.median(r["analysis_s"] for r in rows),
+                        "split": rows[0]["split"], "roofline": tps * fpt / peak[precision]}
+    report = {"before": args.before, "threads": torch.get_num_threads(), "matmul_peak_flops": peak,
+              "flops_per_token": fpt, "summary": summary, "runs": runs}
+    print(table(report))
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(rows, f, indent=1)
+        Path(args.out).write_text(json.dumps(report, indent=1))
+
+
+def table(report: dict) -> str:
+    s = report["summary"]
+    lines = ["| precision, batch | before tok/s | after tok/s | after ÷ before | decode s (before → after) | "
+             "analysis s (before → after) | after: share of matmul peak | split after (unshifted / marginal / shifted) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for precision, batch in SETTINGS:
+        b, a = s[f"before {precision} batch {batch}"], s[f"after {precision} batch {batch}"]
+        split = " / ".join(f"{100 * a['split'][c]:.1f}" for c in ("unshifted", "marginal", "shifted"))
+        lines.append(f"| {precision}, {batch} | {b['end_to_end_tok_s']:.1f} | {a['end_to_end_tok_s']:.1f} | "
+                     f"**{a['end_to_end_tok_s'] / b['end_to_end_tok_s']:.2f}×** | {b['generate_s']:.1f} → "
+                     f"{a['generate_s']:.1f} | {b['analysis_s']:.1f} → {a['analysis_s']:.1f} | "
+                     f"{100 * a['roofline']:.1f}% | {split} % |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
