@@ -86,9 +86,8 @@ def main() -> None:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=False)
 
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_vs_trl import matmul_peak
-
     import torch
+    from bench_vs_trl import matmul_peak
     peak = matmul_peak(torch.get_num_threads())
     fpt = 2 * flops_per_token(args.base)  # the tuned decode + the base's teacher forcing
     summary = {}
@@ -109,7 +108,8 @@ def main() -> None:
 def table(report: dict) -> str:
     s = report["summary"]
     lines = ["| precision, batch | before tok/s | after tok/s | after ÷ before | decode s (before → after) | "
-             "analysis s (before → after) | after: share of matmul peak | split after (unshifted / marginal / shifted) |",
+             "analysis s (before → after) | after: share of matmul peak | "
+             "split after (unshifted / marginal / shifted) |",
              "|---|---|---|---|---|---|---|---|"]
     for precision, batch in SETTINGS:
         b, a = s[f"before {precision} batch {batch}"], s[f"after {precision} batch {batch}"]
