@@ -1,6 +1,7 @@
 """The probes' fast paths give the numbers of the slow ones: packed teacher forcing equals each
 sequence run alone, and the decoding copy (merged adapter, bf16-stored linears) decodes like
 the model it was copied from."""
+import contextlib
 import copy
 
 import pytest
@@ -34,7 +35,7 @@ def _sequences(vocab=1000, seed=0):
 def _alone(model, prompts, conts, context=None):
     """Reference: every sequence in its own forward, no padding, no packing."""
     out = []
-    with torch.inference_mode(), (context() if context else torch.autograd.grad_mode.no_grad()):
+    with torch.inference_mode(), (context() if context else contextlib.nullcontext()):
         for p, c in zip(prompts, conts):
             if c:
                 logits = model(input_ids=torch.tensor([p + c])).logits[0].float()

@@ -217,15 +217,21 @@ def teacher_forced_logits(side, prompt_ids: list[list[int]], out_ids: torch.Tens
     """Logits B×T×V where [:, t] is the distribution over continuation token t, for each row's
     prompt + `out_ids` (valid where `out_mask`, a prefix of each row). Masked positions
     hold zeros."""
+    flat = teacher_forced_token_logits(side, prompt_ids, prefix_continuations(out_ids, out_mask),
+                                       precision=precision)
+    logits = flat.new_zeros((*out_mask.shape, flat.shape[-1]))
+    logits[out_mask.bool().to(flat.device)] = flat
+    return logits
+
+
+def prefix_continuations(out_ids: torch.Tensor, out_mask: torch.Tensor) -> list[list[int]]:
+    """Each row's valid tokens as a list, where `out_mask` marks a prefix of every row (the
+    order of `out_mask.nonzero()`, which is the order teacher_forced_token_logits returns)."""
     out_mask = out_mask.bool().cpu()
     lengths = out_mask.sum(1)
     if not torch.equal(out_mask, torch.arange(out_mask.shape[1]) < lengths[:, None]):
         raise ValueError("out_mask must mark a prefix of each row")
-    conts = [row[:n].tolist() for row, n in zip(out_ids.cpu(), lengths.tolist())]
-    flat = teacher_forced_token_logits(side, prompt_ids, conts, precision=precision)
-    logits = flat.new_zeros((*out_mask.shape, flat.shape[-1]))
-    logits[out_mask.to(flat.device)] = flat
-    return logits
+    return [row[:n].tolist() for row, n in zip(out_ids.cpu(), lengths.tolist())]
 
 
 def token_stats(base_logits: torch.Tensor, tuned_logits: torch.Tensor, tokens: torch.Tensor,

@@ -18,7 +18,14 @@ from tqdm.auto import tqdm
 from ..threads import size_torch_threads
 from .prompts import encode, has_chat_template, normalise_prompts, render
 from .resolve import Side, check_spec, resolve_pair
-from .scoring import decoding_copy, generate, resolved_precision, teacher_forced_token_logits, token_stats
+from .scoring import (
+    decoding_copy,
+    generate,
+    prefix_continuations,
+    resolved_precision,
+    teacher_forced_token_logits,
+    token_stats,
+)
 
 CATEGORIES = ("unshifted", "marginal", "shifted")
 
@@ -212,7 +219,7 @@ def token_shift(base, tuned, prompts, *, max_new_tokens: int = 64, batch_size: i
         t1 = time.perf_counter()
         # Only the valid positions from here on: rows that stopped early are not analysed.
         rows, pos = valid.nonzero(as_tuple=True)
-        conts = [out_ids[r, :n].tolist() for r, n in enumerate(valid.sum(1).tolist())]
+        conts = prefix_continuations(out_ids, valid)
         base_logits = teacher_forced_token_logits(b, [b_ids[i] for i in idx], conts, precision=precision)
         if rescore_tuned:
             tuned_logits = teacher_forced_token_logits(t, [t_ids[i] for i in idx], conts, precision=precision)
