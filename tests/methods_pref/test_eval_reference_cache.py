@@ -2,7 +2,8 @@
 later evaluation must not run the reference, and must give exactly what TRL's own path
 (reference recomputed every time) gives — for a LoRA run (reference = adapter disabled) and
 for full fine-tuning (reference = a frozen copy). The ranking probes take their per-pair
-log-probs from that same eval pass: they must equal the probes' own scoring of the pairs."""
+log-probs from that same eval pass (its batches sorted by length, the values put back in row
+order): they must equal the probes' own scoring of the pairs."""
 import pytest
 import torch
 from peft import LoraConfig
@@ -72,6 +73,8 @@ def test_probes_reuse_the_eval_pass_log_probs(tmp_path, peft, monkeypatch):
         m.setattr(pm, "sequence_logps", lambda *a, **k: pytest.fail("the probes scored the pairs again"))
         reused = trainer.evaluate()
     policy_lp, ref_lp = trainer._captured_pair_logps()
+    # the pass ran its batches longest first, so the values had to be put back in row order
+    assert trainer._eval_order != list(range(4)), trainer._eval_order
     rows, tok = trainer.probe_rows, trainer.processing_class
     seqs = [encode(tok, r["prompt"], resp) for r in rows for resp in (r["chosen"], r["rejected"])]
     assert len(policy_lp) == len(seqs) == 8

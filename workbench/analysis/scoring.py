@@ -5,14 +5,13 @@ probabilities, KL, top-k) is vectorised over batch × position × vocabulary."""
 from __future__ import annotations
 
 import contextlib
-import copy
-import os
 import threading
 
 import torch
 
 from ..config import PRECISIONS
 from ..errors import WorkbenchError
+from ..models.decoding import decoding_copy as model_decoding_copy
 from ..models.device import use_bf16
 
 
@@ -60,52 +59,16 @@ def valid_until_eos(out_ids: torch.Tensor, eos: list[int]) -> torch.Tensor:
     return (torch.cumsum(is_eos, 1) - is_eos) == 0
 
 
-def _free_memory_bytes() -> int | None:
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not Linux
-        return None
-
-
 def decoding_copy(side, precision: str = "auto"):
-    """The tuned side as it should decode: a private copy of its model with a PEFT adapter
-    merged into the weights and, under bf16 autocast, its linear layers stored in bf16; or
-    `side` itself when there is nothing to gain, nothing PEFT can merge, or too little memory.
-
-    Why: greedy decoding of a small model on CPU is a chain of small matmuls that stream the
-    weights every step. LoRA adds four small modules per targeted linear (~1.3x slower than
-    the merged model on the demo), and autocast re-casts every fp32 weight to bf16 on every
-    step (storing them in bf16 is ~1.4x faster). Autocast computes a linear in bf16 either
-    way, so the bf16 copy gives the same logits bit for bit; merging changes them by float
-    rounding only (W + s·BA once instead of Wx + s·B(Ax)). tests/analysis/test_packed_scoring.py
-    checks both."""
+    """The tuned side as it should decode: `side` with a private copy of its model, its PEFT
+    adapter merged and, under bf16 autocast, its linear layers stored in bf16
+    (workbench.models.decoding says why and what changes); or `side` itself when there is
+    nothing to gain, nothing PEFT can merge, or too little memory."""
     from dataclasses import replace
 
-    model = side.model
-    mergeable = (not side.adapter_off and hasattr(model, "merge_and_unload") and hasattr(model, "peft_config")
-                 and not any(c.is_prompt_learning for c in model.peft_config.values()))
-    bf16 = resolved_precision(model, precision) == "bf16"
-    if not (mergeable or bf16):
-        return side
-    size = sum(p.numel() * p.element_size() for p in model.parameters())
-    free = _free_memory_bytes()
-    if free is not None and free < 3 * size:
-        return side
-    copied = copy.deepcopy(model)
-    if mergeable:
-        try:
-            copied = copied.merge_and_unload()
-        except (ValueError, NotImplementedError, AttributeError, TypeError):
-            if not bf16:
-                return side  # an adapter type PEFT cannot merge
-    if bf16:
-        # New parameters, so a weight tied to the embedding (SmolLM2's LM head) is untied:
-        # embeddings and norms stay fp32, as autocast leaves them.
-        for module in copied.modules():
-            if isinstance(module, torch.nn.Linear):
-                for name, p in list(module.named_parameters(recurse=False)):
-                    setattr(module, name, torch.nn.Parameter(p.detach().to(torch.bfloat16), requires_grad=False))
-    return replace(side, model=copied.eval())
+    copied = model_decoding_copy(side.model, merge=not side.adapter_off,
+                                 bf16=resolved_precision(side.model, precision) == "bf16")
+    return side if copied is None else replace(side, model=copied)
 
 
 @torch.inference_mode()

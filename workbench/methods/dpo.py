@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from torch.utils.data import SequentialSampler
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from trl import DPOConfig, DPOTrainer
 
@@ -121,11 +120,32 @@ class ProbedDPOTrainer(PreferenceProbeMixin, DPOTrainer):
                                     lengths=lengths)
 
     def _get_eval_sampler(self, eval_dataset):
-        # transformers would length-group the eval set too; it stays in row order, because the
-        # probes read the eval pass's per-pair log-probs as the eval rows' pairs, in order.
-        if self.args.train_sampling_strategy != "group_by_length" or self.args.world_size > 1:
+        # Eval batches of similar lengths: TRL pads a batch's sequences to the longest, and a
+        # DPO evaluation is compute-bound (the built-in preferences, 16 rows at batch 4: 4544
+        # padded tokens in row order, 3456 sorted). The probes read the pass's per-pair
+        # log-probs in row order: `_captured_pair_logps` undoes this order.
+        self._eval_order = None
+        if eval_dataset is None or self.args.world_size > 1 or "prompt_ids" not in eval_dataset.column_names:
             return super()._get_eval_sampler(eval_dataset)
-        return None if eval_dataset is None else SequentialSampler(eval_dataset)
+        lengths = [len(p) + max(len(c), len(r)) for p, c, r in
+                   zip(eval_dataset["prompt_ids"], eval_dataset["chosen_ids"], eval_dataset["rejected_ids"])]
+        self._eval_order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        return self._eval_order
+
+    def _captured_pair_logps(self):
+        captured = super()._captured_pair_logps()
+        order = getattr(self, "_eval_order", None)
+        if captured is None or order is None or len(captured[0]) != 2 * len(order):
+            return captured
+        # batch order → row order: pair k of the pass is row order[k] (chosen, rejected interleaved)
+        rows = torch.tensor(order)
+        slots = torch.stack([2 * rows, 2 * rows + 1], 1).flatten()
+        out = []
+        for values in captured:
+            ordered = torch.empty_like(values)
+            ordered[slots] = values
+            out.append(ordered)
+        return tuple(out)
 
     def _compute_loss(self, model, inputs, return_outputs):
         if (self.model.training or self.precompute_ref_logps or not self.cache_eval_reference

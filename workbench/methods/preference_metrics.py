@@ -35,6 +35,8 @@ from typing import Any, Callable, Iterable
 import torch
 import torch.nn.functional as F
 
+from ..training.eval_decoding import eval_decoder
+
 
 def _key(prompt: Any) -> str:
     return json.dumps(prompt, sort_keys=True)
@@ -222,7 +224,8 @@ def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextM
                      rows: list[dict], *, max_pairs: int = 64, kl_prompts: int = 4, max_new_tokens: int = 32,
                      max_length: int | None = None, seed: int = 0, ideal_beta: float | None = None,
                      ideal_alpha: float | None = None, ref_cache: dict | None = None,
-                     pair_logps: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> dict[str, float]:
+                     pair_logps: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+                     decoder=None) -> dict[str, float]:
     """Compute the probes above. `reference()` is a context manager yielding the reference
     model (e.g. the adapter-disabled policy), or None when no reference is available.
     `ideal_beta`: the β of a DPO/RLHF objective whose optimum is π_ref·exp(r/β) — given,
@@ -271,7 +274,9 @@ def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextM
                     metrics["alignment_gap"] = ideal - metrics["ranking_accuracy"]
         prompts = eval_prompts(rows, kl_prompts) if kl_prompts else []
         if prompts:
-            samples = sample_responses(policy, tokenizer, prompts, max_new_tokens, seed=seed)
+            model, context = (policy, contextlib.nullcontext) if decoder is None else decoder
+            with context():
+                samples = sample_responses(model, tokenizer, prompts, max_new_tokens, seed=seed)
             metrics["sample_length"] = sum(len(r) for _, r in samples) / len(samples)
             if reference is not None:
                 kl, se = mean_and_se(sequence_kl(policy, reference, samples, pad_id=pad))
@@ -321,9 +326,10 @@ class PreferenceProbeMixin:
             model = self.accelerator.unwrap_model(self.model)
             # the reference is frozen for this trainer's life (TRL's sync_ref_model would move it)
             cache = None if getattr(self.args, "sync_ref_model", False) else self.__dict__.setdefault("_ref_cache", {})
+            decoder = eval_decoder(model, step=self.state.global_step, bf16=bool(self.args.bf16))
             values = preference_probe(model, self.probe_reference, self.processing_class, self.probe_rows,
                                       seed=self.args.seed + self.state.global_step, ref_cache=cache,
-                                      pair_logps=self._captured_pair_logps(), **self.probe_args)
+                                      pair_logps=self._captured_pair_logps(), decoder=decoder, **self.probe_args)
             self._push_eval_metrics(values)
         return output
 

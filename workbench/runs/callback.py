@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable
 from transformers import TrainerCallback
 
 from .. import distributed
+from ..training.eval_decoding import eval_decoder, release_eval_decoder
 from .records import Kind, MetricsRecord
 from .run import seal_checkpoint
 
@@ -99,19 +100,26 @@ class RunCallback(TrainerCallback):
                 seal_checkpoint(folder, step=self.step(state))
 
     def on_evaluate(self, args, state, control, model=None, **kw):
-        self._sample(model, state)
+        self._sample(model, state, args)
 
     def on_train_end(self, args, state, control, model=None, **kw):
-        self._sample(model, state)
+        self._sample(model, state, args)
         if self.lifecycle:
             self.run.emit_end(self.step(state))
 
-    def _sample(self, model, state) -> None:
+    def _sample(self, model, state, args) -> None:
         step = self.step(state)
-        if self.sampler is None or model is None or step in self._sampled:
-            return
-        self._sampled.add(step)
-        # Every rank generates (greedy, so the same tokens): under FSDP each forward gathers the
-        # sharded weights collectively. Only the main rank's emit records them.
-        for values in self.sampler(model, step):
-            self.run.emit(MetricsRecord(step, Kind.SAMPLE, {**values, **self.extra}))
+        try:
+            if self.sampler is None or model is None or step in self._sampled:
+                return
+            self._sampled.add(step)
+            # Every rank generates (greedy, so the same tokens): under FSDP each forward gathers the
+            # sharded weights collectively. Only the main rank's emit records them. A single process
+            # decodes from the evaluation's decoding copy (merged adapter, bf16 linears under bf16).
+            decoder, context = eval_decoder(model, step=state.global_step, bf16=bool(getattr(args, "bf16", False)))
+            with context():
+                samples = self.sampler(decoder, step)
+            for values in samples:
+                self.run.emit(MetricsRecord(step, Kind.SAMPLE, {**values, **self.extra}))
+        finally:
+            release_eval_decoder()  # the probes' copy too: training goes on with other weights
