@@ -19,7 +19,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,22 +69,18 @@ def main() -> None:
     args = p.parse_args()
     args.run = str(Path(args.run).resolve())
 
-    with tempfile.TemporaryDirectory() as tmp:
-        old = Path(tmp) / "before"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(old), args.before],
-                       check=True, capture_output=True)
-        try:
-            runs: dict[str, list[dict]] = {}
-            for rep in range(args.repeats):
-                for precision, batch in SETTINGS:
-                    for label, code in (("before", old), ("after", REPO)):
-                        key = f"{label} {precision} batch {batch}"
-                        runs.setdefault(key, []).append(child(code, args, precision, batch))
-                        print(rep, key, runs[key][-1], flush=True)
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=False)
-
     sys.path.insert(0, str(REPO / "benchmarks"))
+    from worktree import checkout
+
+    with checkout(args.before) as old:
+        runs: dict[str, list[dict]] = {}
+        for rep in range(args.repeats):
+            for precision, batch in SETTINGS:
+                for label, code in (("before", old), ("after", REPO)):
+                    key = f"{label} {precision} batch {batch}"
+                    runs.setdefault(key, []).append(child(code, args, precision, batch))
+                    print(rep, key, runs[key][-1], flush=True)
+
     import torch
     from bench_vs_trl import matmul_peak
     peak = matmul_peak(torch.get_num_threads())

@@ -66,13 +66,15 @@ def _hand_logp(model, prompt_ids, resp_ids) -> float:
 PROMPTS = ["The capital of France is", "Write a haiku about rain:", "2 + 2 =", "List three colours:"]
 
 
-def test_sequence_kl_equals_hand_computation_and_is_nonnegative(models):
+def test_sequence_kl_equals_hand_computation_and_is_nonnegative(models, monkeypatch):
+    import workbench.methods.preference_metrics as pm
+
     policy, ref, tok = models
-    # different lengths, so the batched path pads and masks
+    # different lengths packed side by side, in chunks of ≥ 7 response tokens (2-3 sequences)
+    monkeypatch.setattr(pm, "KL_CHUNK_TOKENS", 7)
     seqs = sample_responses(policy, tok, PROMPTS, max_new_tokens=6, seed=3)
     assert len({len(p) + len(r) for p, r in seqs}) > 1
-    got = sequence_kl(policy, lambda: contextlib.nullcontext(ref), seqs, batch_size=3,
-                      pad_id=tok.pad_token_id or 0)
+    got = sequence_kl(policy, lambda: contextlib.nullcontext(ref), seqs, pad_id=tok.pad_token_id or 0)
     want = torch.tensor([_hand_kl(policy, ref, p, r) for p, r in seqs], dtype=torch.float64)
     assert torch.allclose(got.double(), want, rtol=1e-4, atol=1e-5), (got, want)
     assert (got >= 0).all() and (want > 0).all()

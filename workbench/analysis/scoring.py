@@ -134,13 +134,23 @@ def _project_only(model, rows: torch.Tensor, cols: torch.Tensor, width: int):
 def teacher_forced_token_logits(side, prompt_ids: list[list[int]], continuations: list[list[int]], *,
                                 precision: str = "auto") -> torch.Tensor:
     """Logits [N, V] of every continuation token given its prompt and the tokens before it:
-    row 0's tokens first, then row 1's, and so on (N = total continuation length).
+    row 0's tokens first, then row 1's, and so on (N = total continuation length), from
+    `side` in its context at `precision` (see packed_token_logits)."""
+    with side.context(), precision_context(side.model, precision):
+        return packed_token_logits(side.model, prompt_ids, continuations, pad_id=side.tokenizer.pad_token_id)
+
+
+@torch.inference_mode()
+def packed_token_logits(model, prompt_ids: list[list[int]], continuations: list[list[int]], *,
+                        pad_id: int) -> torch.Tensor:
+    """Logits [N, V] (float32) of every continuation token given its prompt and the tokens
+    before it, in row order, from `model` as called (any adapter or autocast context is the
+    caller's).
 
     One forward over the sequences packed side by side without padding (position ids restart
     at each sequence, which transformers turns into a block-diagonal causal mask), the LM head
     applied only at the positions read. tests/analysis/test_packed_scoring.py checks the values
     against each sequence run alone."""
-    model, tok = side.model, side.tokenizer
     device = next(model.parameters()).device
     seqs = []
     for i, (p, c) in enumerate(zip(prompt_ids, continuations, strict=True)):
@@ -152,7 +162,7 @@ def teacher_forced_token_logits(side, prompt_ids: list[list[int]], continuations
         return torch.zeros((0, model.config.get_text_config().vocab_size), device=device)
     width = max(PACK_WIDTH, max(len(s) for s in seqs))
     rows = pack([len(s) for s in seqs], width)
-    ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     pos = torch.zeros((len(rows), width), dtype=torch.long)
     where = {}  # sequence → (row, first column)
     for r, members in enumerate(rows):
@@ -170,7 +180,7 @@ def teacher_forced_token_logits(side, prompt_ids: list[list[int]], continuations
             g_rows += [r] * len(c)
             g_cols += range(col + len(p) - 1, col + len(p) - 1 + len(c))
     g_rows, g_cols = torch.tensor(g_rows, device=device), torch.tensor(g_cols, device=device)
-    with side.context(), precision_context(model, precision), _project_only(model, g_rows, g_cols, width):
+    with _project_only(model, g_rows, g_cols, width):
         logits = model(input_ids=ids.to(device), position_ids=pos.to(device), use_cache=False).logits
     return logits[0].float()
 

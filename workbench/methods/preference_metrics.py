@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable
 import torch
 import torch.nn.functional as F
 
+from ..analysis.scoring import packed_token_logits
 from ..training.eval_decoding import eval_decoder
 
 
@@ -148,37 +149,36 @@ def sequence_logps(model, seqs: list[tuple[list[int], list[int]]], *, max_length
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def _batch(seqs, pad_id: int, device):
-    ids = [p + r for p, r in seqs]
-    width = max(len(s) for s in ids)
-    input_ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in ids], device=device)
-    attn = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in ids], device=device)
-    # position t of the logits predicts token t+1: keep the positions that predict response tokens
-    target = torch.tensor([[0] * len(p) + [1] * len(r) + [0] * (width - len(p) - len(r)) for p, r in seqs],
-                          device=device)[:, 1:]
-    return input_ids, attn, target
+KL_CHUNK_TOKENS = 512  # response positions per packed forward: bounds the [N, V] float64 tensors
 
 
 @torch.no_grad()
 def sequence_kl(policy, reference: Callable[[], contextlib.AbstractContextManager],
-                seqs: list[tuple[list[int], list[int]]], *, batch_size: int = 4, pad_id: int = 0) -> torch.Tensor:
+                seqs: list[tuple[list[int], list[int]]], *, pad_id: int = 0) -> torch.Tensor:
     """Σ_t KL(π(·|x,y<t) ‖ π_ref(·|x,y<t)) over the response positions of each
     (prompt_ids, response_ids), exact over the vocabulary (nats, one value per sequence,
-    each ≥ 0). `reference()` is a context manager yielding the reference model."""
-    device = next(policy.parameters()).device
-    out = []
-    for start in range(0, len(seqs), batch_size):
-        chunk = seqs[start:start + batch_size]
-        input_ids, attn, target = _batch(chunk, pad_id, device)
-        # float64: early in training the KL is ~1e-4 nats, where float32 rounding of log p − log q is a few %
-        logp = F.log_softmax(policy(input_ids=input_ids, attention_mask=attn, use_cache=False)
-                             .logits[:, :-1].double(), -1)
-        with reference() as ref:
-            logq = F.log_softmax(ref(input_ids=input_ids, attention_mask=attn, use_cache=False)
-                                 .logits[:, :-1].double(), -1)
-        per_pos = (logp.exp() * (logp - logq)).sum(-1).clamp_min(0.0)  # ≥ 0 up to rounding; clamp that
-        out.append((per_pos * target).sum(1).cpu())
+    each ≥ 0). `reference()` is a context manager yielding the reference model.
+
+    Both models score the sequences packed without padding, the LM head only at the response
+    positions (workbench.analysis.scoring.packed_token_logits), a chunk of sequences at a time."""
+    out, chunk, tokens = [], [], 0
+    for i, seq in enumerate(seqs):
+        chunk.append(seq)
+        tokens += len(seq[1])
+        if tokens >= KL_CHUNK_TOKENS or i == len(seqs) - 1:
+            out.append(_chunk_kl(policy, reference, chunk, pad_id))
+            chunk, tokens = [], 0
     return torch.cat(out) if out else torch.zeros(0)
+
+
+def _chunk_kl(policy, reference, seqs, pad_id: int) -> torch.Tensor:
+    prompts, responses = [p for p, _ in seqs], [r for _, r in seqs]
+    # float64: early in training the KL is ~1e-4 nats, where float32 rounding of log p − log q is a few %
+    logp = F.log_softmax(packed_token_logits(policy, prompts, responses, pad_id=pad_id).double(), -1)
+    with reference() as ref:
+        logq = F.log_softmax(packed_token_logits(ref, prompts, responses, pad_id=pad_id).double(), -1)
+    per_pos = (logp.exp() * (logp - logq)).sum(-1).clamp_min(0.0)  # ≥ 0 up to rounding; clamp that
+    return torch.stack([part.sum() for part in per_pos.cpu().split([len(r) for r in responses])])
 
 
 def mean_and_se(values: torch.Tensor) -> tuple[float, float | None]:
