@@ -155,18 +155,23 @@ class TrainPanel:
         from workbench import train
 
         try:
-            self.result = train(cfg, listeners=[self.on_record], stop=self._stop)
-            steps = self.result.summary.get("steps", self.progress.step)
-            self._set_status(f"{self.result.status} at step {steps} — {self.result.run_dir}")
-            self.progress.finish(self.result.status)
-        except Exception as e:  # noqa: BLE001 — shown in the panel, the kernel lives on
-            self.error = f"{type(e).__name__}: {e}"
-            self._set_status(f"failed: {self.error}")
-            self.progress.finish("failed")
-            if not isinstance(e, WorkbenchError):
-                traceback.print_exc()
-        finally:
+            try:
+                self.result = train(cfg, listeners=[self.on_record], stop=self._stop)
+            except Exception as e:  # noqa: BLE001 — shown in the panel, the kernel lives on
+                self.error = f"{type(e).__name__}: {e}"
+                if not isinstance(e, WorkbenchError):
+                    traceback.print_exc()
+            # The plot holds every point before the status says the run is over (a reader of
+            # the status, person or test, then sees the final curve).
             self.curves.redraw()
+            if self.error is None:
+                steps = self.result.summary.get("steps", self.progress.step)
+                self._set_status(f"{self.result.status} at step {steps} — {self.result.run_dir}")
+                self.progress.finish(self.result.status)
+            else:
+                self._set_status(f"failed: {self.error}")
+                self.progress.finish("failed")
+        finally:
             self.start_button.disabled, self.stop_button.disabled = False, True
 
     def run_sync(self, show: bool = True):

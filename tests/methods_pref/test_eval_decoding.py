@@ -1,10 +1,10 @@
-"""The evaluation's decoding copy (workbench.training.eval_decoding): one per evaluation, shared
+"""The evaluation's decoding copy (workbench.models.decoding.eval_decoder): one per evaluation, shared
 by the probes' samples and the run samples, decoding what the policy decodes, from its own
 weights even when a TRL trainer has patched the policy's forward."""
 import pytest
 import torch
 
-from workbench.training.eval_decoding import eval_decoder, release_eval_decoder
+from workbench.models.decoding import eval_decoder, release_eval_decoder
 
 
 @pytest.fixture

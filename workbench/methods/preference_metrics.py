@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from ..analysis.scoring import packed_token_logits
-from ..training.eval_decoding import eval_decoder
+from ..models.decoding import eval_decoder
 
 
 def _key(prompt: Any) -> str:

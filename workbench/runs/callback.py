@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 from transformers import TrainerCallback
 
 from .. import distributed
-from ..training.eval_decoding import eval_decoder, release_eval_decoder
+from ..models.decoding import eval_decoder, release_eval_decoder
 from .records import Kind, MetricsRecord
 from .run import seal_checkpoint
 
