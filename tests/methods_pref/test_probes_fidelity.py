@@ -26,6 +26,7 @@ from workbench.methods.preference_metrics import (
     preference_probe,
     sample_responses,
     sequence_kl,
+    sequence_logps,
 )
 from workbench.models import load_model
 
@@ -66,12 +67,30 @@ def _hand_logp(model, prompt_ids, resp_ids) -> float:
 PROMPTS = ["The capital of France is", "Write a haiku about rain:", "2 + 2 =", "List three colours:"]
 
 
+def test_sequence_logps_equals_each_sequence_alone_and_cuts_at_max_length(models, monkeypatch):
+    import workbench.methods.preference_metrics as pm
+
+    policy, _, tok = models
+    monkeypatch.setattr(pm, "CHUNK_TOKENS", 5)  # several packed chunks
+    seqs = [encode(tok, p, r) for p, r in zip(PROMPTS, [" Paris.", " Drops fall on the roof", " 4", " red, blue"])]
+    pad = tok.pad_token_id or 0
+    got = sequence_logps(policy, seqs, pad_id=pad)
+    want = [_hand_logp(policy, p, r) for p, r in seqs]
+    assert got.tolist() == pytest.approx(want, rel=1e-4, abs=1e-4)
+    # cut inside the longest response; a prompt longer than the cut leaves nothing to score
+    cut = max(len(p) for p, _ in seqs) + 2
+    got = sequence_logps(policy, seqs + [(list(range(5, 5 + cut + 3)), [7, 8])], max_length=cut, pad_id=pad)
+    want = [_hand_logp(policy, p, r[:cut - len(p)]) for p, r in seqs] + [0.0]
+    assert got.tolist() == pytest.approx(want, rel=1e-4, abs=1e-4)
+    assert any(len(p) + len(r) > cut for p, r in seqs)  # the cut did cut
+
+
 def test_sequence_kl_equals_hand_computation_and_is_nonnegative(models, monkeypatch):
     import workbench.methods.preference_metrics as pm
 
     policy, ref, tok = models
     # different lengths packed side by side, in chunks of ≥ 7 response tokens (2-3 sequences)
-    monkeypatch.setattr(pm, "KL_CHUNK_TOKENS", 7)
+    monkeypatch.setattr(pm, "CHUNK_TOKENS", 7)
     seqs = sample_responses(policy, tok, PROMPTS, max_new_tokens=6, seed=3)
     assert len({len(p) + len(r) for p, r in seqs}) > 1
     got = sequence_kl(policy, lambda: contextlib.nullcontext(ref), seqs, pad_id=tok.pad_token_id or 0)

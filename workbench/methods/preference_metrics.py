@@ -126,30 +126,38 @@ def encode(tokenizer, prompt: Any, response: Any) -> tuple[list[int], list[int]]
 
 @torch.no_grad()
 def sequence_logps(model, seqs: list[tuple[list[int], list[int]]], *, max_length: int | None = None,
-                   batch_size: int = 8, pad_id: int = 0) -> torch.Tensor:
-    """Total log π(response | prompt) for each (prompt_ids, response_ids); right padding."""
-    device = next(model.parameters()).device
+                   pad_id: int = 0) -> torch.Tensor:
+    """Total log π(response | prompt) for each (prompt_ids, response_ids), the sequence cut at
+    `max_length` tokens (a response cut away entirely counts 0). The sequences are scored packed
+    without padding, the LM head only at the response positions, a chunk at a time."""
+    prompts, responses = [], []
+    for p, r in seqs:
+        kept = (p + r)[:max_length] if max_length else p + r
+        cut = max(len(p), 1)  # with no prompt, the first token is not predicted from anything
+        prompts.append(kept[:cut])
+        responses.append(kept[cut:])
     out = []
-    for start in range(0, len(seqs), batch_size):
-        chunk = seqs[start:start + batch_size]
-        ids, resp_mask = [], []
-        for p, r in chunk:
-            seq, mask = (p + r), [0] * len(p) + [1] * len(r)
-            if max_length:
-                seq, mask = seq[:max_length], mask[:max_length]
-            ids.append(seq)
-            resp_mask.append(mask)
-        width = max(len(s) for s in ids)
-        input_ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in ids], device=device)
-        attn = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in ids], device=device)
-        mask = torch.tensor([m + [0] * (width - len(m)) for m in resp_mask], device=device)
-        logits = model(input_ids=input_ids, attention_mask=attn, use_cache=False).logits[:, :-1].float()
-        token_logps = torch.gather(F.log_softmax(logits, -1), 2, input_ids[:, 1:, None]).squeeze(2)
-        out.append((token_logps * mask[:, 1:]).sum(1).cpu())
-    return torch.cat(out) if out else torch.zeros(0)
+    for chunk in _chunks(responses, CHUNK_TOKENS):
+        logits = packed_token_logits(model, [prompts[i] for i in chunk], [responses[i] for i in chunk], pad_id=pad_id)
+        targets = torch.tensor([t for i in chunk for t in responses[i]], dtype=torch.long, device=logits.device)
+        token_logps = F.log_softmax(logits, -1).gather(1, targets[:, None]).squeeze(1).cpu()
+        out += [part.sum() for part in token_logps.split([len(responses[i]) for i in chunk])]
+    return torch.stack(out) if out else torch.zeros(0)
 
 
-KL_CHUNK_TOKENS = 512  # response positions per packed forward: bounds the [N, V] float64 tensors
+CHUNK_TOKENS = 512  # response positions per packed forward: bounds the [N, V] logits
+
+
+def _chunks(responses: list[list[int]], tokens: int) -> list[list[int]]:
+    """Consecutive indices grouped so each group holds about `tokens` response tokens."""
+    groups, current, count = [], [], 0
+    for i, r in enumerate(responses):
+        current.append(i)
+        count += len(r)
+        if count >= tokens:
+            groups.append(current)
+            current, count = [], 0
+    return groups + ([current] if current else [])
 
 
 @torch.no_grad()
@@ -161,13 +169,8 @@ def sequence_kl(policy, reference: Callable[[], contextlib.AbstractContextManage
 
     Both models score the sequences packed without padding, the LM head only at the response
     positions (workbench.analysis.scoring.packed_token_logits), a chunk of sequences at a time."""
-    out, chunk, tokens = [], [], 0
-    for i, seq in enumerate(seqs):
-        chunk.append(seq)
-        tokens += len(seq[1])
-        if tokens >= KL_CHUNK_TOKENS or i == len(seqs) - 1:
-            out.append(_chunk_kl(policy, reference, chunk, pad_id))
-            chunk, tokens = [], 0
+    out = [_chunk_kl(policy, reference, [seqs[i] for i in chunk], pad_id)
+           for chunk in _chunks([r for _, r in seqs], CHUNK_TOKENS)]
     return torch.cat(out) if out else torch.zeros(0)
 
 
