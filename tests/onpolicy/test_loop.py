@@ -115,3 +115,27 @@ def test_more_rounds_than_steps_fails_before_the_run_dir(tmp_path):
     with pytest.raises(WorkbenchError, match="split across rounds"):
         train(TrainConfig(**FAST, method="onpolicy", max_steps=1, run_dir=str(run), method_args={"rounds": 3}))
     assert not run.exists()
+
+
+def test_rounds_sample_and_evaluate_from_one_decoding_copy_per_step(tmp_path, monkeypatch):
+    """Held-out evaluation and the next round's sampling run at the same step: both decode from one
+    merged copy of the policy (workbench.models.decoding.eval_decoder), never the training model."""
+    import workbench.onpolicy.loop as loop
+
+    seen = []
+
+    def recording(fn, kind):
+        def call(model, *a, **k):
+            seen.append((kind, model))
+            return fn(model, *a, **k)
+        return call
+    monkeypatch.setattr(loop, "sample", recording(loop.sample, "sample"))
+    monkeypatch.setattr(loop, "evaluate", recording(loop.evaluate, "evaluate"))
+    cfg = TrainConfig(**FAST, method="onpolicy-dpo", peft="lora", max_steps=2, run_dir=str(tmp_path / "run"),
+                      method_args={**KNOBS, "rounds": 2, "rewards": {"python": {"function": _reward_file(tmp_path)}}})
+    assert train(cfg).status == "completed"
+    assert [k for k, _ in seen] == ["evaluate", "sample", "evaluate", "sample", "evaluate"]
+    assert seen[0][1] is seen[1][1] and seen[2][1] is seen[3][1]  # one copy per step
+    assert seen[1][1] is not seen[3][1]  # a new one after the round trained
+    for _, model in seen:
+        assert not any("lora" in name for name, _ in model.named_modules())  # merged, not the PEFT policy

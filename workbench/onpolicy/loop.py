@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from ..data import tasks
 from ..data.prep_bar import one_bar
+from ..models.decoding import eval_decoder, release_eval_decoder
 from ..runs.records import Event, Kind, MetricsRecord
 from ..training.coordinator import Coordinator
 from ..training.cpu_lm_head import use_cpu_lm_head
@@ -98,6 +99,7 @@ class OnPolicyCoordinator(Coordinator):
                                 meta={"round": r, "global_step": self.global_step, "num_tokens": self.tokens})
             if run.nan_step is not None:
                 break
+        release_eval_decoder()
         run.emit_end(self.global_step)
         return self.global_step
 
@@ -113,14 +115,22 @@ class OnPolicyCoordinator(Coordinator):
         ds, n = self.ctx.train_dataset, self.knobs.prompts_per_round
         return [ds[(r * n + i) % len(ds)] for i in range(min(n, len(ds)))]
 
+    def _decoder(self):
+        """(model, context) to generate with at this step: one decoding copy of the policy (adapter
+        merged; bf16 linears under autocast on a bf16 CPU run), shared by the held-out evaluation
+        and the next round's sampling, which run at the same step (workbench.models.decoding)."""
+        return eval_decoder(self.model, step=self.global_step, bf16=bool(self.ctx.bf16))
+
     def _evaluate(self, r: int) -> None:
         eval_ds = self.ctx.eval_dataset
         if eval_ds is None or len(eval_ds) == 0:
             return
         m = self.knobs
         rows = list(eval_ds)
-        res = evaluate(self.model, self.tokenizer, rows, self.rewards, max_new_tokens=m.eval_max_new_tokens,
-                       batch_size=m.sample_batch_size, progress=m.progress)
+        decoder, context = self._decoder()
+        with context():
+            res = evaluate(decoder, self.tokenizer, rows, self.rewards, max_new_tokens=m.eval_max_new_tokens,
+                           batch_size=m.sample_batch_size, progress=m.progress)
         self._emit(Kind.EVAL, {"round": r, "accuracy": res.accuracy, "eval_reward_mean": res.reward_mean,
                                "eval_length_mean": res.length_mean, "eval_rows": res.rows})
         for i in range(min(self.ctx.config.sample_prompts, len(rows))):
@@ -129,9 +139,15 @@ class OnPolicyCoordinator(Coordinator):
 
     def _sample_and_build(self, r: int) -> tuple[list[dict], dict]:
         m = self.knobs
-        groups, stats = sample(self.model, self.tokenizer, self._prompts_for(r), k=m.k, temperature=m.temperature,
-                               top_p=m.top_p, max_new_tokens=m.max_new_tokens, batch_size=m.sample_batch_size,
-                               seed=self.ctx.config.seed + r, progress=m.progress, desc=f"round {r} sampling")
+        decoder, context = self._decoder()
+        try:
+            with context():
+                groups, stats = sample(decoder, self.tokenizer, self._prompts_for(r), k=m.k,
+                                       temperature=m.temperature, top_p=m.top_p, max_new_tokens=m.max_new_tokens,
+                                       batch_size=m.sample_batch_size, seed=self.ctx.config.seed + r,
+                                       progress=m.progress, desc=f"round {r} sampling")
+        finally:
+            release_eval_decoder()  # the round trains next: its weights move
         flat_rows = [g.row for g in groups for _ in g.completions]
         prompts = [g.prompt for g in groups for _ in g.completions]
         texts = [t for g in groups for t in g.completions]
