@@ -25,6 +25,7 @@ from .data.prep_bar import one_bar
 from .errors import WorkbenchError
 from .methods import MethodSpec, get_method
 from .models import load_model, load_tokenizer, pick_device, resolve, use_bf16
+from .models.decoding import release_eval_decoder
 from .peft_menu import build_peft_config, check_against_model, get_peft, post_init, prepare_model, resolved_peft_args
 from .runs.records import Listener
 from .runs.run import Run, RunResult
@@ -147,18 +148,21 @@ def train(config: TrainConfig, listeners: Iterable[Listener] = (), stop: threadi
             return run.finish(steps=run.checkpoint_step, extra=_selection_info(p))
         job, tok = _build(p, run)
         started = time.time()
-        if isinstance(job, Coordinator):
-            job.setup(run)
-            steps = job.train()
-            job.close()
-        else:
-            run.attach(job, sampler=Sampler(tok, _sample_prompts(p), cfg.sample_max_new_tokens))
-            if p.eval_tasks is not None and run.main:
-                from .evaluation.callback import HarnessEvalCallback
+        try:
+            if isinstance(job, Coordinator):
+                job.setup(run)
+                steps = job.train()
+                job.close()
+            else:
+                run.attach(job, sampler=Sampler(tok, _sample_prompts(p), cfg.sample_max_new_tokens))
+                if p.eval_tasks is not None and run.main:
+                    from .evaluation.callback import HarnessEvalCallback
 
-                job.add_callback(HarnessEvalCallback(run, p.eval_tasks, tok, every=cfg.eval_steps))
-            job.train(resume_from_checkpoint=str(run.checkpoint) if run.checkpoint else None)
-            steps = job.state.global_step
+                    job.add_callback(HarnessEvalCallback(run, p.eval_tasks, tok, every=cfg.eval_steps))
+                job.train(resume_from_checkpoint=str(run.checkpoint) if run.checkpoint else None)
+                steps = job.state.global_step
+        finally:
+            release_eval_decoder()  # an evaluation's decoding copy never outlives training, failed or not
         run.save_final(job.save_model)
         return run.finish(steps=steps, extra=_selection_info(p), runtime_s=time.time() - started)
 

@@ -71,3 +71,16 @@ def test_one_copy_per_evaluation(dpo_trainer, build_job):
     assert eval_decoder(other, step=6, bf16=False)[0] is not eval_decoder(policy, step=6, bf16=False)[0]
     plain = other.get_base_model()  # no PEFT wrapper: nothing to merge; fp32: nothing to cast
     assert eval_decoder(plain, step=7, bf16=False)[0] is plain
+
+
+def test_probes_ask_for_the_copy_only_when_they_sample(tiny):
+    from workbench.methods.preference_metrics import preference_probe
+
+    model, tok = tiny
+    rows = [{"prompt": "2 + 2 =", "chosen": " 4", "rejected": " 5"}]
+    asked = []
+    decoder = lambda: asked.append(1) or (model, torch.no_grad)  # noqa: E731
+    preference_probe(model, None, tok, rows, kl_prompts=0, decoder=decoder)
+    assert not asked  # nothing to sample: no copy made
+    out = preference_probe(model, None, tok, rows, kl_prompts=1, max_new_tokens=2, decoder=decoder)
+    assert asked == [1] and "sample_length" in out

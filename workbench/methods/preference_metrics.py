@@ -228,7 +228,7 @@ def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextM
                      max_length: int | None = None, seed: int = 0, ideal_beta: float | None = None,
                      ideal_alpha: float | None = None, ref_cache: dict | None = None,
                      pair_logps: tuple[torch.Tensor, torch.Tensor | None] | None = None,
-                     decoder=None) -> dict[str, float]:
+                     decoder: Callable[[], tuple[Any, Callable]] | None = None) -> dict[str, float]:
     """Compute the probes above. `reference()` is a context manager yielding the reference
     model (e.g. the adapter-disabled policy), or None when no reference is available.
     `ideal_beta`: the β of a DPO/RLHF objective whose optimum is π_ref·exp(r/β) — given,
@@ -238,7 +238,9 @@ def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextM
     log-probabilities of the held-out pairs are computed once into it (they cannot change).
     `pair_logps`: (policy, reference or None) total log-probs of every pair of `rows`, chosen and
     rejected interleaved, when the caller already has them (DPO's eval loss scores the same
-    pairs): the pairs are then not run again."""
+    pairs): the pairs are then not run again. `decoder()`: (model, context) to sample from when
+    the caller has a faster copy of the policy (workbench.models.decoding.eval_decoder), asked
+    for only when there is something to sample; the KL is computed with `policy` itself."""
     was_training = policy.training
     policy.eval()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
@@ -277,7 +279,7 @@ def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextM
                     metrics["alignment_gap"] = ideal - metrics["ranking_accuracy"]
         prompts = eval_prompts(rows, kl_prompts) if kl_prompts else []
         if prompts:
-            model, context = (policy, contextlib.nullcontext) if decoder is None else decoder
+            model, context = (policy, contextlib.nullcontext) if decoder is None else decoder()
             with context():
                 samples = sample_responses(model, tokenizer, prompts, max_new_tokens, seed=seed)
             metrics["sample_length"] = sum(len(r) for _, r in samples) / len(samples)
@@ -329,10 +331,11 @@ class PreferenceProbeMixin:
             model = self.accelerator.unwrap_model(self.model)
             # the reference is frozen for this trainer's life (TRL's sync_ref_model would move it)
             cache = None if getattr(self.args, "sync_ref_model", False) else self.__dict__.setdefault("_ref_cache", {})
-            decoder = eval_decoder(model, step=self.state.global_step, bf16=bool(self.args.bf16))
+            step, bf16 = self.state.global_step, bool(self.args.bf16)
             values = preference_probe(model, self.probe_reference, self.processing_class, self.probe_rows,
                                       seed=self.args.seed + self.state.global_step, ref_cache=cache,
-                                      pair_logps=self._captured_pair_logps(), decoder=decoder, **self.probe_args)
+                                      pair_logps=self._captured_pair_logps(),
+                                      decoder=lambda: eval_decoder(model, step=step, bf16=bf16), **self.probe_args)
             self._push_eval_metrics(values)
         return output
 

@@ -90,7 +90,8 @@ def eval_decoder(model, *, step: int, bf16: bool):
         _current.clear()  # the previous evaluation's copy goes first: never two in memory
         copied = decoding_copy(model, merge=True, bf16=bf16)
         _current.update(key=(step, bf16), model=weakref.ref(model), copy=copied)
-    return _current["copy"] or model, context
+    copied = _current["copy"]
+    return (model if copied is None else copied), context
 
 
 def release_eval_decoder() -> None:

@@ -99,7 +99,6 @@ class OnPolicyCoordinator(Coordinator):
                                 meta={"round": r, "global_step": self.global_step, "num_tokens": self.tokens})
             if run.nan_step is not None:
                 break
-        release_eval_decoder()
         run.emit_end(self.global_step)
         return self.global_step
 
