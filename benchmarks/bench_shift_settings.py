@@ -10,10 +10,15 @@ forcing, N = non-embedding parameters + the LM head) × tokens/s ÷ the matmul p
 precision used, measured in the same invocation.
 
     python benchmarks/bench_shift_settings.py --before c4515ce [--repeats 3] [--out results.json]
+    python benchmarks/bench_shift_settings.py --settings fp32:16,bf16:16,bf16:64   # this checkout only
+
+The models load where `workbench shift` would put them (a CUDA GPU when there is one), and the
+peak is measured on that device.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -60,7 +65,9 @@ def flops_per_token(model: str) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--before", required=True, help="git commit to compare against (checked out in a worktree)")
+    p.add_argument("--before", default=None, help="git commit to compare against (checked out in a worktree)")
+    p.add_argument("--settings", default=",".join(f"{p}:{b}" for p, b in SETTINGS),
+                   help="precision:batch pairs to run (default: %(default)s)")
     p.add_argument("--base", default="smollm2-135m-instruct")
     p.add_argument("--run", default=str(REPO / "demo-output/sft-lora"))
     p.add_argument("--prompts", type=int, default=16)
@@ -68,22 +75,25 @@ def main() -> None:
     p.add_argument("--out", default=None)
     args = p.parse_args()
     args.run = str(Path(args.run).resolve())
+    settings = [(x.split(":")[0], int(x.split(":")[1])) for x in args.settings.split(",")]
 
     sys.path.insert(0, str(REPO / "benchmarks"))
     from worktree import checkout
 
-    with checkout(args.before) as old:
+    with checkout(args.before) if args.before else contextlib.nullcontext() as old:
         runs: dict[str, list[dict]] = {}
+        codes = (("before", old), ("after", REPO)) if args.before else (("after", REPO),)
         for rep in range(args.repeats):
-            for precision, batch in SETTINGS:
-                for label, code in (("before", old), ("after", REPO)):
+            for precision, batch in settings:
+                for label, code in codes:
                     key = f"{label} {precision} batch {batch}"
                     runs.setdefault(key, []).append(child(code, args, precision, batch))
                     print(rep, key, runs[key][-1], flush=True)
 
     import torch
-    from bench_vs_trl import matmul_peak
-    peak = matmul_peak(torch.get_num_threads())
+    from bench_vs_trl import _device_name, matmul_peak
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    peak = matmul_peak(torch.get_num_threads(), device=device)
     fpt = 2 * flops_per_token(args.base)  # the tuned decode + the base's teacher forcing
     summary = {}
     for key, rows in runs.items():
@@ -93,7 +103,8 @@ def main() -> None:
                         "generate_s": statistics.median(r["generate_s"] for r in rows),
                         "analysis_s": statistics.median(r["analysis_s"] for r in rows),
                         "split": rows[0]["split"], "roofline": tps * fpt / peak[precision]}
-    report = {"before": args.before, "threads": torch.get_num_threads(), "matmul_peak_flops": peak,
+    report = {"before": args.before, "device": _device_name(device), "settings": settings,
+              "threads": torch.get_num_threads(), "matmul_peak_flops": peak,
               "flops_per_token": fpt, "summary": summary, "runs": runs}
     print(table(report))
     if args.out:
@@ -102,11 +113,20 @@ def main() -> None:
 
 def table(report: dict) -> str:
     s = report["summary"]
+    if not report.get("before"):
+        lines = ["| precision, batch | tokens | end-to-end tok/s | decode s | analysis s | share of matmul peak | "
+                 "split (unshifted / marginal / shifted) |", "|---|---|---|---|---|---|---|"]
+        for precision, batch in report["settings"]:
+            a = s[f"after {precision} batch {batch}"]
+            split = " / ".join(f"{100 * a['split'][c]:.1f}" for c in ("unshifted", "marginal", "shifted"))
+            lines.append(f"| {precision}, {batch} | {a['tokens']} | {a['end_to_end_tok_s']:.1f} | "
+                         f"{a['generate_s']:.2f} | {a['analysis_s']:.2f} | {100 * a['roofline']:.2f}% | {split} % |")
+        return "\n".join(lines)
     lines = ["| precision, batch | before tok/s | after tok/s | after ÷ before | decode s (before → after) | "
              "analysis s (before → after) | after: share of matmul peak | "
              "split after (unshifted / marginal / shifted) |",
              "|---|---|---|---|---|---|---|---|"]
-    for precision, batch in SETTINGS:
+    for precision, batch in report.get("settings", SETTINGS):
         b, a = s[f"before {precision} batch {batch}"], s[f"after {precision} batch {batch}"]
         split = " / ".join(f"{100 * a['split'][c]:.1f}" for c in ("unshifted", "marginal", "shifted"))
         lines.append(f"| {precision}, {batch} | {b['end_to_end_tok_s']:.1f} | {a['end_to_end_tok_s']:.1f} | "

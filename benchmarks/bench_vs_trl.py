@@ -20,7 +20,10 @@ full fine-tuning, 4N for LoRA — the frozen weights need no weight gradients �
 non-embedding parameters; our reading of the usual estimate, attention FLOPs left out).
 
     python benchmarks/bench_vs_trl.py --out benchmarks/results/vs_trl.json
-Run it on a quiet machine: another busy process changes the numbers several-fold.
+    python benchmarks/bench_vs_trl.py --device cuda --out benchmarks/results/vs_trl_gpu.json
+Run it on a quiet machine: another busy process changes the numbers several-fold. On a GPU
+(`--device cuda`) both sides train there, the precision is bf16 (autocast) wherever the GPU has
+it, and the peak is the GPU's dense matmul rate, measured the same way.
 """
 from __future__ import annotations
 
@@ -93,7 +96,7 @@ def run_workbench(path: str, args, work: Path, log: StepLog, grouped: bool = Fal
     cfg = TrainConfig(model=args.model, dataset=dataset, method=method, peft=peft, max_steps=args.steps,
                       batch_size=args.batch_size, max_length=args.max_length, learning_rate=args.lr,
                       eval_rows=0, sample_prompts=0, save_steps=10 ** 6, run_dir=str(work / "run"),
-                      max_rows=args.rows, method_args=margs, precision=args.precision,
+                      max_rows=args.rows, method_args=margs, precision=args.precision, device=args.device,
                       peft_args={"r": args.r, "lora_alpha": args.alpha} if peft == "lora" else {})
     train(cfg, listeners=[lambda rec: rec.kind.value == "train" and log.add(rec.step, rec.values)])
 
@@ -118,10 +121,10 @@ def run_trl(path: str, args, work: Path, log: StepLog, same: bool) -> None:
     # seed=0, ours (TRL's default is 42): the same batches and, as TRL seeds before it wraps the model
     # in the adapter, the same initial LoRA weights, so the loss curves compare step by step
     common = dict(output_dir=str(work / "out"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
-                  learning_rate=args.lr, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
-                  seed=0)
+                  learning_rate=args.lr, logging_steps=1, save_strategy="no", report_to="none",
+                  use_cpu=args.device == "cpu", seed=0)
     if same:  # our settings on top of TRL's: no activation checkpointing, our precision choice
-        common.update(activation_checkpointing=False, bf16=use_bf16("cpu", args.precision), disable_tqdm=True)
+        common.update(activation_checkpointing=False, bf16=use_bf16(args.device, args.precision), disable_tqdm=True)
     if method == "sft":
         from trl import SFTConfig as Config
         from trl import SFTTrainer as Trainer
@@ -169,22 +172,38 @@ def summarise(rows: list[dict], warmup: int) -> dict:
     return out
 
 
-def matmul_peak(threads: int, n: int = 2048, seconds: float = 3.0) -> dict:
-    """bf16 and fp32 matmul FLOP/s on this machine with `threads` threads (best of repeated runs)."""
+def matmul_peak(threads: int, n: int | None = None, seconds: float = 3.0, device: str = "cpu") -> dict:
+    """bf16 and fp32 matmul FLOP/s on `device` (best of repeated n×n×n products; on CPU with
+    `threads` threads). fp32 on a GPU is true fp32: torch leaves TF32 off for matmuls by default,
+    and so do the training runs."""
     import torch
 
     torch.set_num_threads(threads)
+    cuda = device.startswith("cuda")
+    n = n or (8192 if cuda else 2048)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     out = {}
     for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
         a @ b
+        sync()
         best, end = 0.0, time.time() + seconds
         while time.time() < end:
             t = time.perf_counter()
-            a @ b
-            best = max(best, 2 * n ** 3 / (time.perf_counter() - t))
+            for _ in range(5 if cuda else 1):  # a GPU product is ~1 ms: time several per reading
+                a @ b
+            sync()
+            best = max(best, (5 if cuda else 1) * 2 * n ** 3 / (time.perf_counter() - t))
         out[name] = best
     return out
+
+
+def _device_name(device: str) -> str:
+    import platform
+
+    import torch
+
+    return torch.cuda.get_device_name() if device == "cuda" else (platform.processor() or platform.machine())
 
 
 def flops_per_token(model: str, peft: str) -> float:
@@ -218,6 +237,7 @@ def main() -> int:
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help="which variants to run (e.g. leave out trl-defaults where TRL's default bf16 is emulated "
                         "and a run takes ~25x longer)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where both sides train")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/vs_trl.json"))
     p.add_argument("--one", nargs=2, metavar=("VARIANT", "PATH"), help=argparse.SUPPRESS)
     p.add_argument("--table", metavar="JSON", help="print the table of an earlier report and exit")
@@ -250,12 +270,14 @@ def main() -> int:
                 runs.append(r)
                 print(f"{path:10s} {variant:13s} rep {rep}: {r.get('s_per_step', float('nan')):.2f} s/step "
                       f"{r.get('tokens_per_s', float('nan')):.0f} tok/s", file=sys.stderr, flush=True)
-    peak = matmul_peak(threads)
+                Path(args.out).write_text(json.dumps({"partial": True, "runs": runs}))  # a cut-off run keeps these
+    peak = matmul_peak(threads, device=args.device)
     fpt = {path: flops_per_token(args.model, PATHS[path][1]) for path in args.paths.split(",")}
     from workbench.models import use_bf16
 
     report = {"settings": {k: v for k, v in vars(args).items() if k not in ("one", "out")}, "threads": threads,
-              "precision": "bf16" if use_bf16("cpu", args.precision) else "fp32",
+              "precision": "bf16" if use_bf16(args.device, args.precision) else "fp32",
+              "device": _device_name(args.device),
               "load_avg_end": os.getloadavg(), "wall_s": round(time.time() - started, 1),
               "matmul_peak_flops": peak, "flops_per_token": fpt, "runs": runs}
     Path(args.out).write_text(json.dumps(report, indent=2))
