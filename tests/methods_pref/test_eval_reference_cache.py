@@ -3,7 +3,9 @@ later evaluation must not run the reference, and must give exactly what TRL's ow
 (reference recomputed every time) gives — for a LoRA run (reference = adapter disabled) and
 for full fine-tuning (reference = a frozen copy). The ranking probes take their per-pair
 log-probs from that same eval pass (its batches sorted by length, the values put back in row
-order): they must equal the probes' own scoring of the pairs."""
+order): they must equal the probes' own scoring of the pairs. At the start of a LoRA run the
+policy is its reference bit for bit: the first evaluation reads the reference off the policy's
+own forward and skips the KL forwards, and must give exactly what the full computation gives."""
 import pytest
 import torch
 from peft import LoraConfig
@@ -18,7 +20,7 @@ from workbench.training.context import TrainContext
 NO_PROBES = {"probe_pairs": 0, "probe_kl_prompts": 0, "eval_on_start": False}
 
 
-def _trainer(tmp_path, peft: bool, knobs=NO_PROBES):
+def _trainer(tmp_path, peft: bool, knobs=NO_PROBES, moved: bool = True):
     model, tok = load_model("tiny-llama", device="cpu")
     spec = get_method("dpo")
     cfg = TrainConfig(model="tiny-llama", dataset="preferences", method="dpo", peft="lora" if peft else "none",
@@ -31,6 +33,8 @@ def _trainer(tmp_path, peft: bool, knobs=NO_PROBES):
                        if peft else None, output_dir=str(tmp_path / "ckpt"), device="cpu")
     trainer = spec.build_trainer(ctx)
     torch.manual_seed(0)
+    if not moved:  # as built: the run's first evaluation, where a LoRA policy is its reference
+        return trainer
     with torch.no_grad():  # move the policy away from the reference, as training would
         for name, p in trainer.model.named_parameters():
             if p.requires_grad and (not peft or ".lora_B." in name):
@@ -88,3 +92,37 @@ def test_probes_reuse_the_eval_pass_log_probs(tmp_path, peft, monkeypatch):
     assert all(k in reused for k in keys)
     assert {k: reused[k] for k in keys} == {k: own[k] for k in keys}
     assert policy_lp[0::2].ne(ref_lp[0::2]).all()  # the policy moved: the reference values are not the policy's
+
+
+def test_first_lora_evaluation_reads_the_reference_off_the_policy(tmp_path, monkeypatch):
+    import workbench.methods.dpo as dpo
+    import workbench.methods.preference_metrics as pm
+
+    knobs = {**NO_PROBES, "probe_pairs": 8, "probe_kl_prompts": 2, "probe_max_new_tokens": 4}
+    fast = _trainer(tmp_path / "fast", True, knobs, moved=False)
+    with monkeypatch.context() as m:
+        m.setattr(fast, "compute_ref_log_probs", lambda *a, **k: pytest.fail("the reference ran a second pass"))
+        m.setattr(pm, "sequence_kl", lambda *a, **k: pytest.fail("the KL of identical models was computed"))
+        shortcut = fast.evaluate()
+
+    full = _trainer(tmp_path / "full", True, knobs, moved=False)
+    with monkeypatch.context() as m:  # the same evaluation, everything computed
+        m.setattr(dpo, "adapter_is_identity", lambda model: False)
+        m.setattr(pm, "adapter_is_identity", lambda model: False)
+        computed = full.evaluate()
+    keys = [k for k in computed if not k.endswith(("_runtime", "_per_second", "_time"))]
+    assert "eval_kl_to_ref" in keys and "eval_logps/chosen" in keys and "eval_heldout_reward_accuracy" in keys
+    assert {k: shortcut[k] for k in keys} == {k: computed[k] for k in keys}
+    assert computed["eval_kl_to_ref"] == 0.0 and computed["eval_rewards/margins"] == 0.0
+    assert fast._eval_ref_logps.keys() == full._eval_ref_logps.keys()
+    for key, (chosen, rejected) in full._eval_ref_logps.items():  # what later evaluations reuse
+        assert torch.equal(fast._eval_ref_logps[key][0], chosen) and torch.equal(fast._eval_ref_logps[key][1], rejected)
+
+    with torch.no_grad():  # one step later the policy has moved: the reference runs again
+        next(p for n, p in fast.model.named_parameters() if ".lora_B." in n).add_(0.01)
+    fast._eval_ref_logps.clear()
+    calls = []
+    real = type(fast).compute_ref_log_probs
+    monkeypatch.setattr(fast, "compute_ref_log_probs", lambda *a: calls.append(1) or real(fast, *a))
+    fast.evaluate()
+    assert len(calls) == 2  # one per eval batch

@@ -108,6 +108,51 @@ def adapter_reference(model):
     return _yielding(use_adapter(model, adapter_name=name), model)
 
 
+def adapter_is_identity(model) -> bool:
+    """True when a PEFT policy computes bit for bit what its reference (the adapter disabled)
+    computes, as at the start of a LoRA run: every tuner layer is plain LoRA (no DoRA or other
+    variant, nothing merged) with B = 0 or A = 0, PEFT's default initialisation, so each layer
+    returns base(x) + 0; no prompt-learning tokens, no modules_to_save / trainable-token copies, and no
+    "ref" adapter standing in for the reference. Anything else (PiSSA and OLoRA move the base
+    weights; DoRA renormalises, equal only up to rounding) is not the identity here."""
+
+    def _all_zero(t) -> bool:
+        return t is None or not bool(t.any())
+
+    from peft.tuners.lora import LoraLayer
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    from peft.utils.other import AuxiliaryTrainingWrapper
+
+    if not isinstance(model, PeftModel) or REF_ADAPTER in model.peft_config:
+        return False
+    if any(c.is_prompt_learning for c in model.peft_config.values()):
+        return False
+    layers = 0
+    for module in model.modules():
+        if isinstance(module, AuxiliaryTrainingWrapper):
+            return False
+        if not isinstance(module, BaseTunerLayer):
+            continue
+        if not isinstance(module, LoraLayer) or module.merged_adapters:
+            return False
+        for name in module.active_adapters:
+            if getattr(module, "lora_variant", {}).get(name) is not None or module.use_dora.get(name):
+                return False
+            # B·A·x (+ B's bias) is exactly 0 when either factor is 0: PEFT zeroes B for linear
+            # layers and A for embeddings
+            if name in module.lora_A:
+                a, b = module.lora_A[name], module.lora_B[name]
+                zero = _all_zero(b.bias) and (_all_zero(b.weight) or _all_zero(a.weight))
+            elif name in module.lora_embedding_A:
+                zero = _all_zero(module.lora_embedding_A[name]) or _all_zero(module.lora_embedding_B[name])
+            else:
+                return False
+            if not zero:
+                return False
+        layers += 1
+    return layers > 0
+
+
 def attach_probes(trainer, ctx, *, reference=None):
     """Give a PreferenceProbeMixin trainer its eval rows, knobs and reference context.
     `reference` is a frozen model to use, else (PEFT) TRL's reference for the policy's
@@ -119,6 +164,8 @@ def attach_probes(trainer, ctx, *, reference=None):
     trainer.probe_args = dict(max_pairs=m.probe_pairs, kl_prompts=m.probe_kl_prompts,
                               max_new_tokens=m.probe_max_new_tokens, max_length=ctx.config.max_length)
     ref = reference if reference is not None else getattr(trainer, "ref_model", None)
+    # the adapter-disabled base (or TRL's "ref" adapter) is the reference: see adapter_is_identity
+    trainer.probe_reference_is_base = trains_adapter(ctx)
     if trains_adapter(ctx):
         trainer.probe_reference = lambda: adapter_reference(trainer.accelerator.unwrap_model(trainer.model))
     elif ref is not None:

@@ -15,7 +15,15 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from trl import DPOConfig, DPOTrainer
 
 from ..errors import UnknownNameError, WorkbenchError
-from ._preference import ReferenceArgs, attach_probes, check_pair_data, common_args, reference_model, split_list
+from ._preference import (
+    ReferenceArgs,
+    adapter_is_identity,
+    attach_probes,
+    check_pair_data,
+    common_args,
+    reference_model,
+    split_list,
+)
 from .base import MethodSpec, length_grouping, register, sampling_strategy
 from .preference_metrics import PreferenceProbeMixin
 
@@ -103,7 +111,9 @@ class ProbedDPOTrainer(PreferenceProbeMixin, DPOTrainer):
     `compute_ref_log_probs` and keeps the result; later ones feed it to TRL's loss the way
     `precompute_ref_log_probs` does, so an evaluation costs one policy forward, not two. That
     forward's per-pair log-probs are also what the ranking probes need, so the probes do not
-    score the held-out pairs again."""
+    score the held-out pairs again. At the start of a LoRA run (`eval_on_start`) the policy is
+    bit for bit its reference, so the first evaluation reads the reference off that same
+    forward too: one pass instead of two."""
 
     cache_eval_reference = True
 
@@ -154,26 +164,53 @@ class ProbedDPOTrainer(PreferenceProbeMixin, DPOTrainer):
         cache = self.__dict__.setdefault("_eval_ref_logps", {})
         key = tuple((k, tuple(v.shape), v.cpu().numpy().tobytes()) for k, v in sorted(inputs.items())
                     if isinstance(v, torch.Tensor))
-        if key not in cache:
-            cache[key] = self.compute_ref_log_probs(self.ref_model or self.model, inputs)
-        chosen, rejected = cache[key]
+        n = inputs["completion_mask"].size(1) - 1  # TRL's completion positions (shifted)
+        # At the start of a LoRA run the policy is its reference bit for bit (B = 0): the reference
+        # log-probs are then the policy's own, read off its forward below instead of a second pass.
+        from_policy = (key not in cache and self.ref_model is None and self.ld_alpha is None
+                       and adapter_is_identity(self.accelerator.unwrap_model(self.model)))
+        if from_policy:  # TRL reads the batch's reference after the policy's forward, which fills it
+            batch = _ReferenceAfterForward(inputs)
+        else:
+            if key not in cache:
+                cache[key] = self.compute_ref_log_probs(self.ref_model or self.model, inputs)
+            batch = {**inputs, "ref_chosen_logps": cache[key][0], "ref_rejected_logps": cache[key][1]}
         seen = []  # the policy's forward output: its per-pair log-probs feed the probes too
-        hook = model.register_forward_hook(lambda mod, args, out: seen.append(out))
+
+        def on_forward(mod, args, out):
+            seen.append(out)
+            if from_policy:  # the sum compute_ref_log_probs takes, of the same numbers
+                batch.reference = tuple(x.detach() for x in out.log_probs[:, -n:].sum(dim=1).chunk(2, dim=0))
+        hook = model.register_forward_hook(on_forward)
         self.precompute_ref_logps = True  # TRL's switch: read the reference from the batch
         try:
-            result = super()._compute_loss(model, {**inputs, "ref_chosen_logps": chosen,
-                                                   "ref_rejected_logps": rejected}, return_outputs)
+            result = super()._compute_loss(model, batch, return_outputs)
         finally:
             self.precompute_ref_logps = False
             hook.remove()
+        if from_policy:
+            cache[key] = batch.reference
+        chosen, rejected = cache[key]
         captured = self.__dict__.get("eval_pair_logps")  # set by the probes' evaluation_loop
         if (captured is not None and len(seen) == 1 and self.ld_alpha is None
                 and getattr(seen[0], "log_probs", None) is not None):
             # as TRL sums them: per-token log-probs (0 outside the completion) over the completion positions
-            n = inputs["completion_mask"].size(1) - 1
             pol_chosen, pol_rejected = seen[0].log_probs[:, -n:].sum(1).chunk(2)
             captured.append((pol_chosen, pol_rejected, chosen, rejected))
         return result
+
+
+class _ReferenceAfterForward(dict):
+    """A DPO batch whose ref_chosen_logps / ref_rejected_logps are looked up only when TRL's
+    loss reads them, after the policy's forward has set `reference` (see _compute_loss)."""
+
+    reference: tuple | None = None
+    _KEYS = ("ref_chosen_logps", "ref_rejected_logps")
+
+    def __missing__(self, key):
+        if key not in self._KEYS or self.reference is None:
+            raise KeyError(key)
+        return self.reference[self._KEYS.index(key)]
 
 
 def dpo_config(ctx, **extra):

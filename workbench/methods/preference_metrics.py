@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from ..analysis.scoring import packed_token_logits
 from ..models.decoding import eval_decoder
+from ._preference import adapter_is_identity
 
 
 def _key(prompt: Any) -> str:
@@ -228,7 +229,8 @@ def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextM
                      max_length: int | None = None, seed: int = 0, ideal_beta: float | None = None,
                      ideal_alpha: float | None = None, ref_cache: dict | None = None,
                      pair_logps: tuple[torch.Tensor, torch.Tensor | None] | None = None,
-                     decoder: Callable[[], tuple[Any, Callable]] | None = None) -> dict[str, float]:
+                     decoder: Callable[[], tuple[Any, Callable]] | None = None,
+                     identical: bool = False) -> dict[str, float]:
     """Compute the probes above. `reference()` is a context manager yielding the reference
     model (e.g. the adapter-disabled policy), or None when no reference is available.
     `ideal_beta`: the β of a DPO/RLHF objective whose optimum is π_ref·exp(r/β) — given,
@@ -240,7 +242,9 @@ def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextM
     rejected interleaved, when the caller already has them (DPO's eval loss scores the same
     pairs): the pairs are then not run again. `decoder()`: (model, context) to sample from when
     the caller has a faster copy of the policy (workbench.models.decoding.eval_decoder), asked
-    for only when there is something to sample; the KL is computed with `policy` itself."""
+    for only when there is something to sample; the KL is computed with `policy` itself.
+    `identical`: the caller knows the policy computes bit for bit what the reference computes
+    (`_preference.adapter_is_identity`), so every KL term is exactly 0 and is not computed."""
     was_training = policy.training
     policy.eval()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
@@ -284,7 +288,8 @@ def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextM
                 samples = sample_responses(model, tokenizer, prompts, max_new_tokens, seed=seed)
             metrics["sample_length"] = sum(len(r) for _, r in samples) / len(samples)
             if reference is not None:
-                kl, se = mean_and_se(sequence_kl(policy, reference, samples, pad_id=pad))
+                kls = torch.zeros(len(samples)) if identical else sequence_kl(policy, reference, samples, pad_id=pad)
+                kl, se = mean_and_se(kls)
                 metrics["kl_to_ref"] = kl
                 if se is not None:
                     metrics["kl_to_ref_se"] = se
@@ -332,9 +337,10 @@ class PreferenceProbeMixin:
             # the reference is frozen for this trainer's life (TRL's sync_ref_model would move it)
             cache = None if getattr(self.args, "sync_ref_model", False) else self.__dict__.setdefault("_ref_cache", {})
             step, bf16 = self.state.global_step, bool(self.args.bf16)
+            identical = getattr(self, "probe_reference_is_base", False) and adapter_is_identity(model)
             values = preference_probe(model, self.probe_reference, self.processing_class, self.probe_rows,
                                       seed=self.args.seed + self.state.global_step, ref_cache=cache,
-                                      pair_logps=self._captured_pair_logps(),
+                                      pair_logps=self._captured_pair_logps(), identical=identical,
                                       decoder=lambda: eval_decoder(model, step=step, bf16=bf16), **self.probe_args)
             self._push_eval_metrics(values)
         return output
