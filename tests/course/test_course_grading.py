@@ -1,13 +1,16 @@
 """The graded course in CI (issue 18), with real notebook execution, real nbgrader
-preprocessors and real nbval, each unit executed three times:
+preprocessors and real nbval, each unit executed twice:
 
-1. the solution notebook graded by `workbench course check --profile ci` — this is also the
-   headless papermill-style run with tiny settings (an error in any cell costs points);
-2. the student release (`workbench course build`) graded the same way: 0 points, every
-   exercise scored, the grader does not crash;
-3. nbval (`pytest --nbval`, in a subprocess) on the notebooks as committed: their stored
-   outputs come from a run with the `ci` profile injected (papermill's `injected-parameters`
-   cell is committed with them), so nbval reruns the same tiny settings.
+1. nbval (`pytest --nbval`, in a subprocess) re-executes the notebooks as committed, headless
+   with tiny settings: their stored outputs come from a run with the `ci` profile injected
+   (papermill's `injected-parameters` cell is committed with them), so nbval reruns the same
+   settings, and any error or changed output in any cell fails it;
+2. the student release (`workbench course build`) graded by `workbench course check --profile
+   ci`, which executes it: 0 points, every exercise scored, the grader does not crash.
+
+The solution notebooks are graded by `workbench course check --no-execute`: their stored
+outputs, which step 1 reproduces by a fresh run, must score full marks with no error anywhere.
+(Executing them a third time, as this test did before, ran the same cells as nbval for ~65 s.)
 
 nbval runs in the background while the grading runs here, one kernel each with one thread,
 so the two share the 2 cores. The same nbval run also checks a copy of unit 3 with one
@@ -112,7 +115,9 @@ def _grade_course(tmp: Path) -> dict:
             for path in UNITS:
                 nb_path = path if folder is None else folder / path.name
                 scores = tmp / f"{kind}-{path.stem}.json"
-                rc, out, err = _cli("check", nb_path, "--profile", "ci", "--threads", "1", "--json", scores,
+                # the solutions' stored outputs are what nbval re-executes (above): graded as stored
+                how = ("--no-execute",) if kind == "solution" else ("--threads", "1")
+                rc, out, err = _cli("check", nb_path, "--profile", "ci", *how, "--json", scores,
                                     "--out", tmp / f"{kind}-{path.name}")
                 assert rc == 0, f"{kind} {path.name}: {err}"
                 grades[kind, path.name] = (json.loads(scores.read_text()), out)
@@ -131,13 +136,17 @@ def test_solution_notebook_grades_full_marks(course_run, path):
     failed = [e for e in scores["exercises"] if e["points"] < e["max_points"]]
     assert not failed, f"{path.name}: {failed}"
     assert 2 <= len(scores["exercises"]) and scores["total"] == scores["max_total"] > 0
-    assert out.rstrip().endswith("(100%)"), out
-    # The headless run had no error anywhere, not only in the graded cells.
-    executed = nbformat.read(course_run["tmp"] / f"solution-{path.name}", as_version=4)
-    errors = [(i, o.get("ename")) for i, c in enumerate(executed.cells) for o in c.get("outputs", [])
+    assert out.rstrip().endswith("(100%)") and "stored outputs, not re-run" in out, out
+    assert not scores["executed"]
+    # The stored run had no error anywhere, not only in the graded cells …
+    graded = nbformat.read(course_run["tmp"] / f"solution-{path.name}", as_version=4)
+    errors = [(i, o.get("ename")) for i, c in enumerate(graded.cells) for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors, f"{path.name}: cells raised {errors}"
-    assert "tiny-llama" in executed.cells[2].source  # the ci profile was injected
+    assert "tiny-llama" in graded.cells[2].source  # the ci profile was injected
+    # … and a fresh headless run (nbval's) reproduced every cell without an error.
+    cells = _nbval_for(course_run, path.name)
+    assert len(cells) >= 10 and not [k for k, v in cells.items() if v is not None], path.name
 
 
 @pytest.mark.parametrize("path", UNITS, ids=lambda p: p.stem)
