@@ -4,7 +4,9 @@ Greedy decoding of a 135M model at batch 16 does ~4 GFLOP per step but must stre
 linear weight from memory once per step, so its roofline is bandwidth, not the matmul peak
 the other benchmarks report. This measures, in one process:
 
-- the read bandwidth (summing a 256 MiB tensor, best of 5) and copy bandwidth;
+- the read bandwidth (summing a 256 MiB tensor, best of 5), copy bandwidth and the bf16
+  matmul peak (`bench_vs_trl.matmul_peak`), so the step's floor is max(FLOPs ÷ peak,
+  weight bytes ÷ read bandwidth);
 - the probe's decode: the decoding copy (linears stored in bf16, bf16 autocast) of
   smollm2-135m-instruct, 16 `instructions` prompts, 64 new tokens, greedy (what
   `workbench shift --precision bf16` generates with);
@@ -49,6 +51,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
+    from bench_vs_trl import matmul_peak
     from torch.profiler import ProfilerActivity, profile
 
     from workbench.analysis.scoring import left_pad
@@ -57,6 +60,7 @@ def main() -> None:
     from workbench.models.decoding import decoding_copy
 
     bw = bandwidth()
+    peak = matmul_peak(args.threads)["bf16"]
     model, tok = load_model("smollm2-135m-instruct", device="cpu")
     dec = decoding_copy(model.eval(), merge=False, bf16=True)
     rows = load("instructions", split="eval", max_rows=args.prompts)
@@ -84,12 +88,17 @@ def main() -> None:
     all_self = sum(e.self_cpu_time_total for e in events.values())
     mm = events["aten::mm"].self_cpu_time_total if "aten::mm" in events else 0.0
     mm_share = mm / all_self if all_self else float("nan")
+    step_flops = 2 * len(ids) * weight_bytes / 2  # bf16 weights: 2 bytes per parameter
+    floor = max(step_flops / peak, weight_bytes / (bw["read_GBps"] * 1e9))
     out = {
         "threads": args.threads, "batch": len(ids), "new_tokens": args.new_tokens, **bw,
+        "bf16_peak_GFLOPs": peak / 1e9, "ridge_flop_per_byte": peak / (bw["read_GBps"] * 1e9),
+        "step_GFLOP": step_flops / 1e9, "roofline_step_ms": floor * 1e3,
         "linear_weight_MB": weight_bytes / 1e6, "prefill_s": prefill, "decode_total_s": total,
         "decode_step_ms": step * 1e3, "tokens_per_s": len(ids) / step,
         "weights_streamed_GBps": weight_bytes / step / 1e9,
         "share_of_read_bandwidth": weight_bytes / step / 1e9 / bw["read_GBps"],
+        "share_of_roofline": floor / step,
         "matmul_share_of_step": mm_share,
         "matmul_GBps": weight_bytes / (step * mm_share) / 1e9,
     }

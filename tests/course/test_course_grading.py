@@ -144,9 +144,8 @@ def test_solution_notebook_grades_full_marks(course_run, path):
               if o.get("output_type") == "error"]
     assert not errors, f"{path.name}: cells raised {errors}"
     assert "tiny-llama" in graded.cells[2].source  # the ci profile was injected
-    # … and a fresh headless run (nbval's) reproduced every cell without an error.
-    cells = _nbval_for(course_run, path.name)
-    assert len(cells) >= 10 and not [k for k, v in cells.items() if v is not None], path.name
+    # … and test_stored_outputs_pass_nbval checks that a fresh headless run (nbval's) reproduces
+    # every cell of it without an error.
 
 
 @pytest.mark.parametrize("path", UNITS, ids=lambda p: p.stem)
