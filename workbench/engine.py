@@ -154,7 +154,10 @@ def train(config: TrainConfig, listeners: Iterable[Listener] = (), stop: threadi
                 steps = job.train()
                 job.close()
             else:
-                run.attach(job, sampler=Sampler(tok, _sample_prompts(p), cfg.sample_max_new_tokens))
+                sampler = Sampler(tok, _sample_prompts(p), cfg.sample_max_new_tokens)
+                run.attach(job, sampler=sampler)
+                if hasattr(job, "run_samples"):  # the preference probes decode them beside their KL samples
+                    job.run_samples = sampler
                 if p.eval_tasks is not None and run.main:
                     from .evaluation.callback import HarnessEvalCallback
 

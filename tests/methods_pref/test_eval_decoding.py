@@ -1,6 +1,8 @@
 """The evaluation's decoding copy (workbench.models.decoding.eval_decoder): one per evaluation, shared
 by the probes' samples and the run samples, decoding what the policy decodes, from its own
 weights even when a TRL trainer has patched the policy's forward."""
+import math
+
 import pytest
 import torch
 
@@ -84,3 +86,49 @@ def test_probes_ask_for_the_copy_only_when_they_sample(tiny):
     assert not asked  # nothing to sample: no copy made
     out = preference_probe(model, None, tok, rows, kl_prompts=1, max_new_tokens=2, decoder=decoder)
     assert asked == [1] and "sample_length" in out
+
+
+RUN_PROMPTS = [[{"role": "user", "content": "Name three colours of the rainbow, please, in order."}], "Hi"]
+
+
+def test_run_samples_ride_in_the_probes_generate_call(tiny, monkeypatch):
+    """The probes decode the run's greedy samples in their own sampling `generate` call: those
+    rows come out exactly as the Sampler's own greedy batch gives them, the sampled rows stay
+    within their token budget and seeded, and the Sampler then serves that step without
+    decoding again (one generate call per evaluation, not two)."""
+    from workbench.methods.preference_metrics import preference_probe, sample_responses
+    from workbench.training.samples import Sampler
+
+    model, tok = tiny
+    want = Sampler(tok, RUN_PROMPTS, 10)(model, step=3)  # the greedy batch on its own
+    run_samples = Sampler(tok, RUN_PROMPTS, 10)
+    rows = [{"prompt": p, "chosen": " yes", "rejected": " no"} for p in ("The sky is", "Two and two make", "Q:")]
+    calls = []
+    generate = model.generate
+    monkeypatch.setattr(model, "generate", lambda *a, **k: calls.append(1) or generate(*a, **k))
+    out = preference_probe(model, None, tok, rows, max_pairs=0, kl_prompts=3, max_new_tokens=4, seed=5,
+                           run_samples=run_samples, step=3)
+    assert len(calls) == 1 and out["sample_length"] <= 4
+    assert run_samples(model, step=3) == want and len(calls) == 1  # served from the probes' call
+    assert run_samples(model, step=3) == want and len(calls) == 2  # once: a second call decodes itself
+    run_samples.keep(3, [[1, 2]] * 2)
+    assert run_samples(model, step=4) == want  # a stale step is never served
+    # the sampled rows: 4 tokens at most although the batch decoded 10, the same for the same seed
+    prompts, greedy = [r["prompt"] for r in rows], (run_samples.prompt_ids(), 10)
+    mixed = sample_responses(model, tok, prompts, 4, seed=5, greedy=greedy)
+    assert all(len(r) <= 4 for _, r in mixed[:3]) and mixed == sample_responses(model, tok, prompts, 4, seed=5,
+                                                                                  greedy=greedy)
+    assert [tok.decode(r, skip_special_tokens=True) for _, r in mixed[3:]] == [s["completion"] for s in want]
+
+
+def test_argmax_rows_force_the_argmax_and_leave_the_other_rows_alone():
+    from workbench.methods.preference_metrics import _ArgmaxRows
+
+    scores = torch.tensor([[0.1, 2.0, 2.0, -1.0], [0.1, 2.0, 2.0, -1.0]])
+    out = _ArgmaxRows(torch.tensor([True, False]))(None, scores.clone())
+    assert torch.equal(out[1], scores[1])
+    assert out[0].tolist() == [-math.inf, 0.0, -math.inf, -math.inf]  # the first of tied maxima, as argmax
+    probs = torch.softmax(out, -1)
+    assert probs[0].tolist() == [0.0, 1.0, 0.0, 0.0]
+    torch.manual_seed(0)
+    assert set(torch.multinomial(probs[:1].expand(200, 4), 1).flatten().tolist()) == {1}

@@ -34,9 +34,11 @@ from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from ..analysis.scoring import packed_token_logits
 from ..models.decoding import eval_decoder
+from ..training.samples import Sampler
 from ._preference import adapter_is_identity
 
 
@@ -193,31 +195,56 @@ def mean_and_se(values: torch.Tensor) -> tuple[float, float | None]:
     return values.mean().item(), se
 
 
+class _ArgmaxRows(LogitsProcessor):
+    """In a sampling `generate`, the marked rows decode greedily: every logit but the row's
+    argmax becomes −inf, so the sampled token is that argmax with probability 1 (the first
+    one on ties, as greedy search takes)."""
+
+    def __init__(self, rows: torch.Tensor):
+        self.rows = rows  # bool, one per batch row
+
+    def __call__(self, input_ids, scores):
+        best = torch.full_like(scores, -math.inf).scatter_(1, scores.argmax(-1, keepdim=True), 0.0)
+        return torch.where(self.rows[:, None].to(scores.device), best, scores)
+
+
+def _prompt_ids(tokenizer, prompt: Any) -> list[int]:
+    if isinstance(prompt, list):
+        return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                             return_dict=True)["input_ids"]
+    return tokenizer(prompt)["input_ids"]
+
+
 @torch.no_grad()
 def sample_responses(model, tokenizer, prompts: list[Any], max_new_tokens: int, seed: int = 0,
-                     batch_size: int = 8):
+                     batch_size: int = 8, greedy: tuple[list[list[int]], int] | None = None):
     """One sampled response per prompt (temperature 1, no top-k/top-p, so the samples come
-    from π itself and the KL estimate is unbiased), `batch_size` prompts per `generate` call
-    (left padding). Returns [(prompt_ids, response_ids)]."""
+    from π itself and the KL estimate is unbiased), `batch_size` rows per `generate` call
+    (left padding). Returns [(prompt_ids, response_ids)].
+
+    `greedy`: (prompt token ids, max new tokens) of greedy answers wanted at the same time (the
+    run samples): they ride in the same `generate` calls, after the sampled rows — a decode
+    step reads every weight whatever the batch, so one call of n + m rows costs about what
+    one of n does — and their responses follow the sampled ones in the returned list."""
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    encoded = []
-    for prompt in prompts:
-        if isinstance(prompt, list):
-            encoded.append(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                                         return_dict=True)["input_ids"])
-        else:
-            encoded.append(tokenizer(prompt)["input_ids"])
+    rows = [(_prompt_ids(tokenizer, p), max_new_tokens, False) for p in prompts]
+    if greedy is not None:
+        rows += [(ids, greedy[1], True) for ids in greedy[0]]
     torch.manual_seed(seed)
     out = []
-    for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start:start + batch_size]
-        width = max(len(ids) for ids in chunk)
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in chunk], device=device)
-        attn = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in chunk], device=device)
-        seq = model.generate(input_ids=input_ids, attention_mask=attn, max_new_tokens=max_new_tokens,
-                             do_sample=True, temperature=1.0, top_k=0, top_p=1.0, pad_token_id=pad)
-        for ids, row in zip(chunk, seq[:, width:].tolist()):
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        width = max(len(ids) for ids, _, _ in chunk)
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids, _, _ in chunk], device=device)
+        attn = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids, _, _ in chunk], device=device)
+        argmax = torch.tensor([g for _, _, g in chunk])
+        processors = LogitsProcessorList([_ArgmaxRows(argmax)] if argmax.any() else [])
+        seq = model.generate(input_ids=input_ids, attention_mask=attn, max_new_tokens=max(n for _, n, _ in chunk),
+                             do_sample=True, temperature=1.0, top_k=0, top_p=1.0, pad_token_id=pad,
+                             logits_processor=processors)
+        for (ids, n, _), row in zip(chunk, seq[:, width:].tolist()):
+            row = row[:n]  # a row asked for fewer tokens than the longest in its batch: its first n
             if tokenizer.eos_token_id in row:  # keep the EOS (part of the sample); drop the padding after it
                 row = row[:row.index(tokenizer.eos_token_id) + 1]
             out.append((ids, row))
@@ -230,7 +257,8 @@ def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextM
                      ideal_alpha: float | None = None, ref_cache: dict | None = None,
                      pair_logps: tuple[torch.Tensor, torch.Tensor | None] | None = None,
                      decoder: Callable[[], tuple[Any, Callable]] | None = None,
-                     identical: bool = False) -> dict[str, float]:
+                     identical: bool = False, run_samples: Sampler | None = None,
+                     step: int = 0) -> dict[str, float]:
     """Compute the probes above. `reference()` is a context manager yielding the reference
     model (e.g. the adapter-disabled policy), or None when no reference is available.
     `ideal_beta`: the β of a DPO/RLHF objective whose optimum is π_ref·exp(r/β) — given,
@@ -244,7 +272,9 @@ def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextM
     the caller has a faster copy of the policy (workbench.models.decoding.eval_decoder), asked
     for only when there is something to sample; the KL is computed with `policy` itself.
     `identical`: the caller knows the policy computes bit for bit what the reference computes
-    (`_preference.adapter_is_identity`), so every KL term is exactly 0 and is not computed."""
+    (`_preference.adapter_is_identity`), so every KL term is exactly 0 and is not computed.
+    `run_samples`: the run's greedy samples, decoded in the same `generate` calls as the KL
+    samples when there are any and handed to it for `step` (`Sampler.keep`)."""
     was_training = policy.training
     policy.eval()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
@@ -284,8 +314,14 @@ def preference_probe(policy, reference: Callable[[], contextlib.AbstractContextM
         prompts = eval_prompts(rows, kl_prompts) if kl_prompts else []
         if prompts:
             model, context = (policy, contextlib.nullcontext) if decoder is None else decoder()
+            greedy = None
+            if run_samples is not None and run_samples.prompts:
+                greedy = (run_samples.prompt_ids(), run_samples.max_new_tokens)
             with context():
-                samples = sample_responses(model, tokenizer, prompts, max_new_tokens, seed=seed)
+                samples = sample_responses(model, tokenizer, prompts, max_new_tokens, seed=seed, greedy=greedy)
+            if greedy is not None:
+                run_samples.keep(step, [r for _, r in samples[len(prompts):]])
+                samples = samples[:len(prompts)]
             metrics["sample_length"] = sum(len(r) for _, r in samples) / len(samples)
             if reference is not None:
                 kls = torch.zeros(len(samples)) if identical else sequence_kl(policy, reference, samples, pad_id=pad)
@@ -307,6 +343,7 @@ class PreferenceProbeMixin:
     probe_rows: list[dict] = []
     probe_args: dict = {}
     probe_reference: Callable | None = None
+    run_samples: Sampler | None = None  # the run's samples (set by the engine): decoded beside the KL samples
 
     def _push_eval_metrics(self, values: dict[str, float]) -> None:
         if hasattr(self, "_metrics"):           # DPO/KTO-style trainers: log() averages and prefixes eval_
@@ -341,7 +378,8 @@ class PreferenceProbeMixin:
             values = preference_probe(model, self.probe_reference, self.processing_class, self.probe_rows,
                                       seed=self.args.seed + self.state.global_step, ref_cache=cache,
                                       pair_logps=self._captured_pair_logps(), identical=identical,
-                                      decoder=lambda: eval_decoder(model, step=step, bf16=bf16), **self.probe_args)
+                                      decoder=lambda: eval_decoder(model, step=step, bf16=bf16),
+                                      run_samples=self.run_samples, step=step, **self.probe_args)
             self._push_eval_metrics(values)
         return output
 

@@ -2,7 +2,7 @@
 shows how its answers changed without any external tracker."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -12,24 +12,37 @@ class Sampler:
     tokenizer: object
     prompts: list            # chat message lists or plain strings
     max_new_tokens: int
+    # step -> samples already decoded for that step by someone else's generate call (`keep`)
+    ready: dict = field(default_factory=dict, repr=False)
+
+    def prompt_ids(self) -> list[list[int]]:
+        """Each prompt's token ids (chat prompts through the chat template, ready for the answer)."""
+        tok = self.tokenizer
+        return [tok.apply_chat_template(p, add_generation_prompt=True, return_dict=True)["input_ids"]
+                if isinstance(p, list) else tok(p)["input_ids"] for p in self.prompts]
+
+    def shown(self) -> list[str]:
+        """The text shown for each prompt (a chat prompt's last message)."""
+        return [p[-1]["content"] if isinstance(p, list) else p for p in self.prompts]
 
     def encode(self) -> tuple[dict, list[str]]:
         """All prompts as one left-padded batch, and the text shown for each."""
-        tok, rows, shown = self.tokenizer, [], []
-        for prompt in self.prompts:
-            if isinstance(prompt, list):
-                ids = tok.apply_chat_template(prompt, add_generation_prompt=True, return_dict=True)["input_ids"]
-                shown.append(prompt[-1]["content"])
-            else:
-                ids = tok(prompt)["input_ids"]
-                shown.append(prompt)
-            rows.append({"input_ids": ids})
-        return tok.pad(rows, padding_side="left", return_tensors="pt"), shown
+        rows = [{"input_ids": ids} for ids in self.prompt_ids()]
+        return self.tokenizer.pad(rows, padding_side="left", return_tensors="pt"), self.shown()
+
+    def keep(self, step: int, responses: list[list[int]]) -> None:
+        """Greedy answers to `prompt_ids()` (token ids, at most `max_new_tokens` each) decoded at
+        `step` in another generate call — the preference probes decode them beside their own
+        samples, one batch instead of two: the call at `step` returns these."""
+        self.ready = {step: [{"prompt_id": i, "prompt": text,
+                              "completion": self.tokenizer.decode(ids[:self.max_new_tokens], skip_special_tokens=True)}
+                             for i, (text, ids) in enumerate(zip(self.shown(), responses))]}
 
     @torch.no_grad()
     def __call__(self, model, step: int) -> list[dict]:
-        if not self.prompts:
-            return []
+        ready, self.ready = self.ready.get(step), {}
+        if ready is not None or not self.prompts:
+            return ready or []
         was_training = model.training
         model.eval()
         # One batch, not one prompt at a time: a decode step on CPU is bound by reading the
