@@ -11,6 +11,10 @@ from filelock import FileLock
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from workbench.notebooks import skip_iri_grammars  # noqa: E402
+
+skip_iri_grammars()  # before any test module imports nbformat: ~0.85 s less per test process
+
 # Under pytest-xdist (`make test` runs one worker per core) every worker is one of several torch
 # processes on these cores, and so is every process a test starts (CLI runs, kernels, sweep
 # workers). Two pools as wide as the machine slow each other ~40x, so all of them take one

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,18 @@ from .errors import WorkbenchError
 HEADLESS_ENV = "WORKBENCH_HEADLESS"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def skip_iri_grammars() -> None:
+    """Call first in a process the workbench owns that reads or executes notebooks (the CLI, a
+    check worker, a sweep worker, the test runner). nbformat validates with jsonschema, whose
+    import builds ~35 Earley parsers from `rfc3987_syntax` (~0.85 s a process here,
+    python-jsonschema/jsonschema#1428) only to offer the "iri"/"iri-reference" format checks,
+    which no notebook schema uses. Marking that package absent before jsonschema is imported
+    makes jsonschema skip those two checks, as it does where the package is not installed.
+    Nothing changes once jsonschema is imported, nor in notebook kernels."""
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)
 
 
 @dataclass

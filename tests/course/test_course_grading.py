@@ -13,8 +13,8 @@ outputs, which step 1 reproduces by a fresh run, must score full marks with no e
 (Executing them a third time, as this test did before, ran the same cells as nbval for ~65 s.)
 
 nbval runs in the background while the grading runs here, one kernel each with one thread,
-so the two share the 2 cores. The same nbval run also checks a copy of unit 3 with one
-deterministic stored output changed, which must fail.
+so the two share the 2 cores. The same nbval run also checks a one-cell notebook that prints
+what a cell of unit 3 prints, stored with that output changed, which must fail.
 """
 from __future__ import annotations
 
@@ -49,22 +49,28 @@ def _cli(*argv) -> tuple[int, str, str]:
 
 
 def _tamper(src: Path, dest: Path) -> int:
-    """Copy `src` with one deterministic stored output changed; returns that cell's index among
-    the code cells (nbval's "Cell N")."""
+    """A one-cell notebook that prints what one cell of `src` printed, stored with that output
+    changed; returns its index among the code cells (nbval's "Cell N"). nbval, set up as for the
+    units, must fail it. One cell rather than the whole unit re-run with the change: the unit's
+    own fresh run is test_stored_outputs_pass_nbval; this checks that nbval compares such an
+    output at all, and the unit's cell is one it compares (not tagged to be ignored)."""
     nb = nbformat.read(src, as_version=4)
-    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
         for out in cell.get("outputs", []):
             if out.get("output_type") == "stream" and TAMPER_FROM in out.get("text", ""):
                 assert "nbval-ignore-output" not in cell.metadata.get("tags", [])
-                out["text"] = out["text"].replace(TAMPER_FROM, TAMPER_TO)
+                name, text = out["name"], out["text"]
+                printed = nbformat.v4.new_code_cell(f"import sys\n_ = sys.{name}.write({text!r})", execution_count=1)
+                printed.outputs = [nbformat.v4.new_output("stream", name=name,
+                                                          text=text.replace(TAMPER_FROM, TAMPER_TO))]
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                nbformat.write(nb, dest)
-                return i
+                nbformat.write(nbformat.v4.new_notebook(cells=[printed], metadata=nb.metadata), dest)
+                return 0
     raise AssertionError(f"{src.name} no longer prints {TAMPER_FROM!r}: pick another output to change")
 
 
 def _start_nbval(root: Path) -> subprocess.Popen:
-    """`pytest --nbval` over copies of the committed notebooks (+ the tampered copy), in its own
+    """`pytest --nbval` over copies of the committed notebooks (+ the tampered one), in its own
     folder so the repository's conftest and settings do not apply. JUnit XML says per cell
     what passed."""
     for path in UNITS:

@@ -100,6 +100,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def main(argv: list[str]) -> int:
+    from ..notebooks import skip_iri_grammars
+
+    skip_iri_grammars()
     spec = json.loads(Path(argv[0]).read_text())
     write_json_atomic(Path(spec["result"]), run_spec(spec))
     return 0

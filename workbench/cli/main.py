@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from ..errors import WorkbenchError
+from ..notebooks import skip_iri_grammars
 
 # Module names in workbench.cli, in the order `--help` lists them.
 COMMANDS = ("models", "datasets", "train", "select", "shift", "eval", "generate", "chat", "merge", "export",
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    skip_iri_grammars()  # before any command imports nbformat (see there)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -48,7 +48,9 @@ def run_one(template: str, out_dir: str, params: dict, timeout: int | None, env:
     (notebook, run_dir, seconds, error)."""
     # The kernel papermill starts inherits this, so its torch keeps to its share of the cores.
     os.environ.update(env)
-    from ..notebooks import execute
+    from ..notebooks import execute, skip_iri_grammars
+
+    skip_iri_grammars()
 
     try:
         r = execute(template, out_dir, params, html=False, timeout=timeout)
