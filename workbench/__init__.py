@@ -2,8 +2,15 @@
 decoding, evaluation, merging.
 
 Heavy modules (torch, transformers, lm-eval) load on first use, so `import workbench` is cheap."""
+import os as _os
+
 from .config import TrainConfig
 from .errors import WorkbenchError
+from .notebooks import HEADLESS_ENV as _HEADLESS_ENV
+from .notebooks import skip_iri_grammars as _skip_iri_grammars
+
+if _os.environ.get(_HEADLESS_ENV) == "1":  # a kernel `workbench run/check/sweep` started: plotly's
+    _skip_iri_grammars()                   # figure display imports nbformat (see skip_iri_grammars)
 
 __all__ = ["TrainConfig", "WorkbenchError", "train", "RunResult", "select", "evaluate", "merge"]
 

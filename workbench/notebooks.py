@@ -32,7 +32,8 @@ def skip_iri_grammars() -> None:
     python-jsonschema/jsonschema#1428) only to offer the "iri"/"iri-reference" format checks,
     which no notebook schema uses. Marking that package absent before jsonschema is imported
     makes jsonschema skip those two checks, as it does where the package is not installed.
-    Nothing changes once jsonschema is imported, nor in notebook kernels."""
+    Kernels the workbench runs headless (WORKBENCH_HEADLESS=1) do this on `import workbench`:
+    plotly imports nbformat to show a figure. Nothing changes once jsonschema is imported."""
     if "jsonschema" not in sys.modules:
         sys.modules.setdefault("rfc3987_syntax", None)
 
