@@ -50,7 +50,7 @@ lint: setup
 # big module fixtures (notebook check, course grading) are built once per session across workers
 # (`built_once`), and tests/conftest.py puts each of those two modules at the front of a worker's
 # first slice so neither worker ends up waiting on the other's build. pytest on 2 cores, Intel Xeon
-# with bf16 (runs vary by ±20 s): 496-518 s at bad0e97, 475-485 s in three runs after the joined
+# with bf16 (runs vary by ±20 s): 496-518 s at bad0e97, 475-487 s in five runs after the joined
 # evaluation decode and the skipped jsonschema IRI grammars (benchmarks/bench_suite.py, results/suite.md).
 XDIST := -n auto --maxprocesses 4 --dist worksteal
 
