@@ -38,7 +38,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from ..analysis.scoring import packed_token_logits
 from ..models.decoding import eval_decoder
-from ..training.samples import Sampler
+from ..training.samples import Sampler, prompt_token_ids
 from ._preference import adapter_is_identity
 
 
@@ -114,12 +114,10 @@ def eval_prompts(rows: Iterable[dict], limit: int) -> list[Any]:
 def encode(tokenizer, prompt: Any, response: Any) -> tuple[list[int], list[int]]:
     """Token ids of prompt and response the way TRL builds them (chat template for
     conversations; the response starts where prompt and prompt+response diverge)."""
+    p = prompt_token_ids(tokenizer, prompt)
     if isinstance(prompt, list):
-        p = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                          return_dict=True)["input_ids"]
         full = tokenizer.apply_chat_template(prompt + response, tokenize=True, return_dict=True)["input_ids"]
     else:
-        p = tokenizer(prompt)["input_ids"]
         full = tokenizer(prompt + response + (tokenizer.eos_token or ""))["input_ids"]
     n = 0
     while n < min(len(p), len(full)) and p[n] == full[n]:
@@ -208,13 +206,6 @@ class _ArgmaxRows(LogitsProcessor):
         return torch.where(self.rows[:, None].to(scores.device), best, scores)
 
 
-def _prompt_ids(tokenizer, prompt: Any) -> list[int]:
-    if isinstance(prompt, list):
-        return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                             return_dict=True)["input_ids"]
-    return tokenizer(prompt)["input_ids"]
-
-
 @torch.no_grad()
 def sample_responses(model, tokenizer, prompts: list[Any], max_new_tokens: int, seed: int = 0,
                      batch_size: int = 8, greedy: tuple[list[list[int]], int] | None = None):
@@ -228,7 +219,7 @@ def sample_responses(model, tokenizer, prompts: list[Any], max_new_tokens: int, 
     one of n does — and their responses follow the sampled ones in the returned list."""
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    rows = [(_prompt_ids(tokenizer, p), max_new_tokens, False) for p in prompts]
+    rows = [(prompt_token_ids(tokenizer, p), max_new_tokens, False) for p in prompts]
     if greedy is not None:
         rows += [(ids, greedy[1], True) for ids in greedy[0]]
     torch.manual_seed(seed)

@@ -7,6 +7,15 @@ from dataclasses import dataclass, field
 import torch
 
 
+def prompt_token_ids(tokenizer, prompt) -> list[int]:
+    """A prompt's token ids: a chat (list of messages) through the chat template, ready for the
+    answer; plain text as it is."""
+    if isinstance(prompt, list):
+        return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                             return_dict=True)["input_ids"]
+    return tokenizer(prompt)["input_ids"]
+
+
 @dataclass
 class Sampler:
     tokenizer: object
@@ -17,9 +26,7 @@ class Sampler:
 
     def prompt_ids(self) -> list[list[int]]:
         """Each prompt's token ids (chat prompts through the chat template, ready for the answer)."""
-        tok = self.tokenizer
-        return [tok.apply_chat_template(p, add_generation_prompt=True, return_dict=True)["input_ids"]
-                if isinstance(p, list) else tok(p)["input_ids"] for p in self.prompts]
+        return [prompt_token_ids(self.tokenizer, p) for p in self.prompts]
 
     def shown(self) -> list[str]:
         """The text shown for each prompt (a chat prompt's last message)."""
