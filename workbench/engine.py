@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from . import distributed
+from .allocator import keep_freed_memory
 from .config import TrainConfig, dataclass_from_args
 from .data.prep_bar import one_bar
 from .errors import WorkbenchError
@@ -122,6 +123,7 @@ def train(config: TrainConfig, listeners: Iterable[Listener] = (), stop: threadi
     cfg = p.config
     check_processes(p, distributed.world_size())
     size_torch_threads()  # this process's share of the cores (see workbench/threads.py)
+    keep_freed_memory()  # reuse freed logit-sized blocks instead of re-faulting them (workbench/allocator.py)
     opened: list[Run] = []
 
     def open_run() -> tuple:

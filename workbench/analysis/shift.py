@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..allocator import keep_freed_memory
 from ..threads import size_torch_threads
 from .prompts import encode, has_chat_template, normalise_prompts, render
 from .resolve import Side, check_spec, resolve_pair
@@ -189,6 +190,7 @@ def token_shift(base, tuned, prompts, *, max_new_tokens: int = 64, batch_size: i
     check_spec(tuned)  # cheap checks first (names, then prompts), then the loading
     check_spec(base)
     size_torch_threads()
+    keep_freed_memory()
     msgs = normalise_prompts(prompts, max_prompts=max_prompts)
     b, t = resolve_pair(base, tuned)
     torch.manual_seed(seed)
