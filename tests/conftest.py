@@ -11,9 +11,11 @@ from filelock import FileLock
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from workbench.allocator import keep_freed_memory  # noqa: E402
 from workbench.notebooks import skip_iri_grammars  # noqa: E402
 
 skip_iri_grammars()  # before any test module imports nbformat: ~0.85 s less per test process
+keep_freed_memory()  # as train() would: tests that probe or score without training reuse memory too
 
 # Under pytest-xdist (`make test` runs one worker per core) every worker is one of several torch
 # processes on these cores, and so is every process a test starts (CLI runs, kernels, sweep
