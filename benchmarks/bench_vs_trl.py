@@ -6,6 +6,9 @@ steps, with evaluation, samples and checkpoints off:
 
   workbench     `workbench.train(...)` (what `workbench train` runs)
   workbench-grouped  the same with `group_by_length` (SFT and DPO paths): batches of similar length
+  workbench-stock-kernels  `workbench` with transformers' own SDPA and autocast re-casting the
+                frozen LoRA weights (WORKBENCH_CPU_ATTENTION=0 WORKBENCH_FROZEN_BF16=0): what the
+                CPU attention and the frozen bf16 weights gain (same batches as `workbench`)
   trl-defaults  the TRL script its docs teach: SFTConfig/DPOConfig/GRPOConfig with only those
                 settings given, everything else TRL's default
   trl-same      the same script with our settings (activation checkpointing off, the same
@@ -44,7 +47,7 @@ PATHS = {  # path -> (workbench method, peft, dataset)
     "dpo-lora": ("dpo", "lora", "preferences"),
     "grpo-lora": ("grpo", "lora", "arithmetic"),
 }
-VARIANTS = ("workbench", "workbench-grouped", "trl-defaults", "trl-same")
+VARIANTS = ("workbench", "workbench-grouped", "workbench-stock-kernels", "trl-defaults", "trl-same")
 
 
 def variants(path: str) -> tuple[str, ...]:
@@ -153,6 +156,8 @@ def one(variant: str, path: str, args) -> dict:
     """One training run in this process; returns its per-step log."""
     log = StepLog()
     with tempfile.TemporaryDirectory() as tmp:
+        if variant == "workbench-stock-kernels":
+            os.environ.update(WORKBENCH_CPU_ATTENTION="0", WORKBENCH_FROZEN_BF16="0")  # before the model loads
         if variant.startswith("workbench"):
             run_workbench(path, args, Path(tmp), log, grouped=variant == "workbench-grouped")
         else:

@@ -35,6 +35,7 @@ from .threads import size_torch_threads
 from .training.context import TrainContext
 from .training.coordinator import Coordinator
 from .training.cpu_lm_head import use_cpu_lm_head
+from .training.frozen_bf16 import use_frozen_bf16
 from .training.samples import Sampler
 
 __all__ = ["Plan", "RunResult", "plan", "train"]
@@ -168,6 +169,8 @@ def train(config: TrainConfig, listeners: Iterable[Listener] = (), stop: threadi
                 steps = job.state.global_step
         finally:
             release_eval_decoder()  # an evaluation's decoding copy never outlives training, failed or not
+            if getattr(job, "frozen_bf16", None) is not None:
+                job.frozen_bf16.release()  # the model leaves train() with its layers' own forwards
         run.save_final(job.save_model)
         return run.finish(steps=steps, extra=_selection_info(p), runtime_s=time.time() - started)
 
@@ -236,6 +239,8 @@ def _build(p: Plan, run: Run):
         job = p.spec.build_trainer(ctx)
     use_cpu_lm_head(job)  # TRL's fused LM head is slow on CPU (see that module)
     post_init(cfg.peft, job.model, cfg.peft_args)  # e.g. LoRA B-only freezes A, top-k-layers the lower blocks
+    if not isinstance(job, Coordinator):  # frozen LoRA base weights cast to bf16 once, not at every call
+        job.frozen_bf16 = use_frozen_bf16(job, p.bf16 and device == "cpu")
     trainable = sum(t.numel() for t in job.model.parameters() if t.requires_grad)
     run.start_info = {"trainable_params": trainable, "total_params": total,
                       "trainable_share": round(trainable / total, 6),

@@ -322,4 +322,7 @@ def load_model(name: str, device: str | None = None, dtype: torch.dtype | None =
         if bars:
             hf_logging.enable_progress_bar()
     model.to(pick_device(device))
+    from .cpu_attention import use_cpu_attention
+
+    use_cpu_attention(model)  # the math SDPA kernel for short rows: faster training (see that module)
     return model, load_tokenizer(name)
