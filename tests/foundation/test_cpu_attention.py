@@ -1,5 +1,5 @@
-"""The CPU attention (workbench/models/cpu_attention.py): the math SDPA kernel for short
-rows, flash otherwise; as accurate as flash; the same kernel with and without grad."""
+"""The CPU attention (workbench/models/cpu_attention.py): the math SDPA kernel for short bf16
+rows, flash otherwise; as accurate as flash; the same kernel in any mode, with or without grad."""
 import tempfile
 
 import torch
@@ -24,9 +24,8 @@ def _kernel(backend, q, k, v):
         return F.scaled_dot_product_attention(q, k, v, is_causal=q.shape[-2] > 1)
 
 
-def _ours(q, k, v, training=True):  # transformers' layout out: (batch, length, heads, dim)
-    module = _Module().train(training)
-    return cpu_attention.attention(module, q, k, v, None, scaling=q.shape[-1] ** -0.5)[0].transpose(1, 2)
+def _ours(q, k, v):  # transformers' layout out: (batch, length, heads, dim)
+    return cpu_attention.attention(_Module(), q, k, v, None, scaling=q.shape[-1] ** -0.5)[0].transpose(1, 2)
 
 
 def test_short_rows_take_the_math_kernel_and_long_rows_flash():
@@ -36,7 +35,8 @@ def test_short_rows_take_the_math_kernel_and_long_rows_flash():
     assert torch.equal(_ours(*long), _kernel(SDPBackend.FLASH_ATTENTION, *long))
     step = [t[:, :, :1] if i == 0 else t for i, t in enumerate(_qkv(40, torch.bfloat16))]  # a decode step
     assert torch.equal(_ours(*step), _kernel(SDPBackend.FLASH_ATTENTION, *step))
-    assert torch.equal(_ours(*short, training=False), _kernel(SDPBackend.FLASH_ATTENTION, *short))  # eval mode
+    fp32 = _qkv(SHORT, torch.float32)
+    assert torch.equal(_ours(*fp32), _kernel(SDPBackend.FLASH_ATTENTION, *fp32))  # fp32: transformers' as before
 
 
 def test_math_kernel_in_bf16_is_as_accurate_as_flash():
@@ -51,13 +51,14 @@ def test_loaded_models_use_it_with_and_without_grad_alike_and_do_not_save_it(tin
     model, tok = tiny
     assert model.config._attn_implementation == NAME
     ids = torch.randint(0, model.config.vocab_size, (2, 20))
-    model.train()  # as in a training step: the policy with grad, its reference (adapter off) without
-    try:
-        with torch.no_grad():
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a policy with grad in train mode, its reference
+        with torch.no_grad():                           # without, in eval mode: the same numbers
             reference = model(input_ids=ids).logits
-        assert torch.equal(model(input_ids=ids).logits.detach(), reference)
-    finally:
-        model.eval()
+        model.train()
+        try:
+            assert torch.equal(model(input_ids=ids).logits.detach(), reference)
+        finally:
+            model.eval()
     with tempfile.TemporaryDirectory() as d:
         model.config.save_pretrained(d)
         assert NAME not in open(f"{d}/config.json").read()

@@ -11,15 +11,16 @@ bf16 it computes as accurately as flash: the gradient error against fp64 was 0.5
 |---|---|---|---|---|---|---|
 | flash ÷ math time | 2.2 | 1.9 | 1.3 | 0.75 | 2.0 | 0.8 |
 
-The math kernel's forward alone is slower (~3× at 96 tokens), and in eval mode nothing needs a
-backward. So the math kernel is used only by a module in training mode, when the keys are at
-most `SHORT` tokens and there is more than one query. Training mode, not grad, is the test. A
-LoRA policy's forward with grad and its reference's forward without grad (the same model,
-adapter off, in the same training step) then use the same kernel and give the same numbers,
-so DPO's implicit reward still starts at exactly 0. A separate reference model (full
-fine-tuning) is kept in eval mode by TRL: there the two differ by kernel rounding.
-Eval-mode forwards (evaluation, probes, decoding, a merged model's logits) are
-transformers' SDPA exactly as before. Registered with transformers' `AttentionInterface` under
+The math kernel's forward alone is slower (~3× at 96 tokens), so this is a trade made for
+training. The kernel is chosen on what a forward gets, never on mode or grad: math when the
+query is bf16 (a bf16 run's autocast), there is more than one query (not a decode step) and
+the keys are at most `SHORT` tokens. A policy and its reference then use the same kernel for
+the same batch: with a LoRA adapter switched off, or a separate eval-mode reference model
+under the same autocast. So DPO's implicit reward still starts at exactly 0
+(tests/onpolicy/test_reference_margins.py). fp32 forwards, and so a merged model's fp32
+logits, are transformers' SDPA exactly as before. A bf16 evaluation's short forwards pay
+the slower forward.
+Registered with transformers' `AttentionInterface` under
 `NAME`. It is not saved in a model's config. On other devices it is transformers' own SDPA.
 `WORKBENCH_CPU_ATTENTION=0` keeps "sdpa" (benchmarks compare both).
 """
@@ -38,7 +39,8 @@ SHORT = 128  # keys; the crossover measured above is between 160 and 224 tokens
 
 
 def attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask, **kwargs):
-    if module.training and query.device.type == "cpu" and query.shape[-2] > 1 and key.shape[-2] <= SHORT:
+    if (query.dtype == torch.bfloat16 and query.device.type == "cpu" and query.shape[-2] > 1
+            and key.shape[-2] <= SHORT):
         with sdpa_kernel(SDPBackend.MATH):
             return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
