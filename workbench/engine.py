@@ -240,7 +240,7 @@ def _build(p: Plan, run: Run):
     use_cpu_lm_head(job)  # TRL's fused LM head is slow on CPU (see that module)
     post_init(cfg.peft, job.model, cfg.peft_args)  # e.g. LoRA B-only freezes A, top-k-layers the lower blocks
     if not isinstance(job, Coordinator):  # frozen LoRA base weights cast to bf16 once, not at every call
-        job.frozen_bf16 = use_frozen_bf16(job, p.bf16 and device == "cpu")
+        job.frozen_bf16 = use_frozen_bf16(job, p.bf16)  # CPU only: it checks
     trainable = sum(t.numel() for t in job.model.parameters() if t.requires_grad)
     run.start_info = {"trainable_params": trainable, "total_params": total,
                       "trainable_share": round(trainable / total, 6),

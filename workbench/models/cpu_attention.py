@@ -3,15 +3,15 @@
 Under torch 2.13, SDPA's CPU flash kernel has a slow backward for the short rows of a
 fine-tuning batch. It is ~18% of an SFT+LoRA step on SmolLM2, against 2% for its forward
 (`benchmarks/profile_step.py`). The math kernel is the plain matmul–softmax–matmul. In
-bf16 it computes as accurately as flash: the gradient error against fp64 was 0.50% vs 0.57%
-(relative norm, 4×9×128×64). Speed, forward + backward, bf16, 9 heads of 64, 2 threads
-(`benchmarks/results/vs_trl.md`):
+bf16 it is at least as accurate as flash: against fp64 the query gradient's error was 0.39% vs
+0.44% (relative norm, 4×9×128×64). Speed, forward + backward, bf16, 9 heads of 64, 2 threads
+(`benchmarks/bench_sdpa_kernels.py`, one run):
 
 | rows × tokens | 4×32 | 4×96 | 4×160 | 4×224 | 8×96 | 8×192 |
 |---|---|---|---|---|---|---|
-| flash ÷ math time | 2.2 | 1.9 | 1.3 | 0.75 | 2.0 | 0.8 |
+| flash ÷ math time | 2.0 | 1.9 | 1.5 | 0.76 | 2.0 | 0.77 |
 
-The math kernel's forward alone is slower (~3× at 96 tokens), so this is a trade made for
+The math kernel's forward alone is slower (~4× at 96 tokens), so this is a trade made for
 training. The kernel is chosen on what a forward gets, never on mode or grad: math when the
 query is bf16 (a bf16 run's autocast), there is more than one query (not a decode step) and
 the keys are at most `SHORT` tokens. A policy and its reference then use the same kernel for
@@ -19,9 +19,8 @@ the same batch: with a LoRA adapter switched off, or a separate eval-mode refere
 under the same autocast. So DPO's implicit reward still starts at exactly 0
 (tests/onpolicy/test_reference_margins.py). fp32 forwards, and so a merged model's fp32
 logits, are transformers' SDPA exactly as before. A bf16 evaluation's short forwards pay
-the slower forward.
-Registered with transformers' `AttentionInterface` under
-`NAME`. It is not saved in a model's config. On other devices it is transformers' own SDPA.
+the slower forward. Registered with transformers' `AttentionInterface` under `NAME`. It is
+not saved in a model's config. On other devices it is transformers' own SDPA.
 `WORKBENCH_CPU_ATTENTION=0` keeps "sdpa" (benchmarks compare both).
 """
 from __future__ import annotations

@@ -29,9 +29,11 @@ from ..models.decoding import free_memory_bytes
 
 
 def _plain_lora(model) -> bool:
+    from peft import PeftType
+
     configs = getattr(model, "peft_config", None) or {}
-    return bool(configs) and all(str(getattr(c, "peft_type", "")) in ("LORA", "PeftType.LORA")
-                                 and not getattr(c, "use_dora", False) for c in configs.values())
+    return bool(configs) and all(c.peft_type == PeftType.LORA and not getattr(c, "use_dora", False)
+                                 for c in configs.values())
 
 
 def frozen_linears(model) -> list[torch.nn.Linear]:
