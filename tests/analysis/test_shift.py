@@ -173,3 +173,29 @@ def test_the_precision_used_is_recorded_in_json_and_report(tiny):
     auto = token_shift(tiny, tiny, PROMPTS[:1], max_new_tokens=2, precision="auto", progress=False)
     assert auto.settings["precision_resolved"] == ("bf16" if cpu_supports_bf16() else "fp32")
     assert f"auto → {auto.settings['precision_resolved']}" in shift_report(auto, plots=False)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_token_stats_chunked_match_a_hand_computation(chunk):
+    """Rank, probabilities, KL(tuned‖base) and the base's top-k, computed `chunk` positions at a
+    time over B×T positions, equal the textbook formulas on the whole tensor."""
+    from workbench.analysis.scoring import token_stats
+
+    g = torch.Generator().manual_seed(0)
+    lb, lt = torch.randn(2, 5, 11, generator=g) * 2, torch.randn(2, 5, 11, generator=g) * 2
+    tokens = torch.randint(0, 11, (2, 5), generator=g)
+    s = token_stats(lb, lt, tokens, top_k=3, chunk=chunk)
+    pb, pt = lb.softmax(-1), lt.softmax(-1)
+    for i in range(2):
+        for t in range(5):
+            k = int(tokens[i, t])
+            order = torch.argsort(lb[i, t], descending=True).tolist()
+            assert s["base_rank"][i, t] == order.index(k) + 1
+            assert torch.isclose(s["base_prob"][i, t], pb[i, t, k])
+            assert torch.isclose(s["tuned_prob"][i, t], pt[i, t, k])
+            kl = float((pt[i, t] * (pt[i, t] / pb[i, t]).log()).sum())
+            assert abs(float(s["kl"][i, t]) - kl) < 1e-5
+            assert s["topk_ids"][i, t].tolist() == order[:3]
+            torch.testing.assert_close(s["topk_probs"][i, t], pb[i, t, order[:3]])
+    empty = token_stats(lb[:0], lt[:0], tokens[:0], chunk=chunk)
+    assert empty["kl"].shape == (0, 5) and empty["topk_ids"].shape == (0, 5, 5)
