@@ -13,6 +13,7 @@ from ..config import PRECISIONS
 from ..errors import WorkbenchError
 from ..models.decoding import decoding_copy as model_decoding_copy
 from ..models.device import use_bf16
+from ..models.kv_cache import reserved_cache_kwargs
 
 
 def resolved_precision(model, precision: str = "auto") -> str:
@@ -88,7 +89,8 @@ def generate(side, prompt_ids: list[list[int]], *, max_new_tokens: int, greedy: 
     if stop_strings:
         kwargs.update(stop_strings=stop_strings, tokenizer=tok)
     with side.context(), precision_context(model, precision):
-        out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+        out = model.generate(input_ids=ids, attention_mask=mask,
+                             **reserved_cache_kwargs(model, ids.shape[1] + max_new_tokens), **kwargs)
     seq = out.sequences[:, ids.shape[1]:]
     logits = torch.stack(out.logits, 1).float()
     return seq, valid_until_eos(seq, eos), logits

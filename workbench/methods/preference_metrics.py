@@ -38,6 +38,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from ..analysis.scoring import packed_token_logits
 from ..models.decoding import eval_decoder
+from ..models.kv_cache import reserved_cache_kwargs
 from ..training.samples import Sampler, prompt_token_ids
 from ._preference import adapter_is_identity
 
@@ -231,7 +232,9 @@ def sample_responses(model, tokenizer, prompts: list[Any], max_new_tokens: int, 
         attn = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids, _, _ in chunk], device=device)
         argmax = torch.tensor([g for _, _, g in chunk])
         processors = LogitsProcessorList([_ArgmaxRows(argmax)] if argmax.any() else [])
-        seq = model.generate(input_ids=input_ids, attention_mask=attn, max_new_tokens=max(n for _, n, _ in chunk),
+        new = max(n for _, n, _ in chunk)
+        seq = model.generate(input_ids=input_ids, attention_mask=attn, max_new_tokens=new,
+                             **reserved_cache_kwargs(model, width + new),
                              do_sample=True, temperature=1.0, top_k=0, top_p=1.0, pad_token_id=pad,
                              logits_processor=processors)
         for (ids, n, _), row in zip(chunk, seq[:, width:].tolist()):

@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import WorkbenchError
+from ..models.kv_cache import reserved_cache_kwargs
 
 
 @dataclass
@@ -93,7 +94,8 @@ def sample(model, tokenizer, rows: Sequence[dict], *, k: int = 4, temperature: f
             texts = [tokenizer.apply_chat_template(_messages(r["prompt"]), add_generation_prompt=True, tokenize=False)
                      for r in batch]
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-            out = model.generate(**enc, **gen_kwargs)
+            out = model.generate(**enc, **gen_kwargs,
+                                 **reserved_cache_kwargs(model, enc["input_ids"].shape[1] + max_new_tokens))
             new = out[:, enc["input_ids"].shape[1]:]
             lengths = _generated_lengths(new, eos_ids)
             texts_out = tokenizer.batch_decode(new, skip_special_tokens=True)

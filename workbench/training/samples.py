@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..models.kv_cache import reserved_cache_kwargs
+
 
 def prompt_token_ids(tokenizer, prompt) -> list[int]:
     """A prompt's token ids: a chat (list of messages) through the chat template, ready for the
@@ -57,6 +59,7 @@ class Sampler:
         enc, shown = self.encode()
         enc = {k: v.to(model.device) for k, v in enc.items()}
         ids = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
+                             **reserved_cache_kwargs(model, enc["input_ids"].shape[1] + self.max_new_tokens),
                              pad_token_id=self.tokenizer.pad_token_id)
         width = enc["input_ids"].shape[1]
         out = [{"prompt_id": i, "prompt": text,
