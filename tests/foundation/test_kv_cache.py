@@ -56,3 +56,30 @@ def test_not_used_where_the_cache_is_not_plain_full_attention():
                                      "active_peft_config": type("C", (), {"is_prompt_learning": True})()})()
     assert reserved_cache(prompt_learning, 16) is None
     assert len(reserved_cache(type("M", (), {"config": full})(), 16).layers) == 2
+
+
+def test_layer_follows_dynamic_layer_through_crop_selection_and_growth():
+    """Cache operations other than appending (assisted decoding crops, batch selection, beam
+    reordering) replace or shorten the views; the layer then holds exactly what transformers'
+    DynamicLayer holds, and it doubles its buffer past the reservation."""
+    from transformers.cache_utils import DynamicLayer
+
+    g = torch.Generator().manual_seed(0)
+    ours, ref = ReservedLayer(capacity=6), DynamicLayer()
+
+    def step(n, rows=3):
+        k, v = torch.randn(rows, 2, n, 4, generator=g), torch.randn(rows, 2, n, 4, generator=g)
+        a, b = ours.update(k, v), ref.update(k, v)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+    step(4), step(1)
+    ours.crop(-2), ref.crop(-2)
+    step(2)                      # written where the cropped positions were: still one buffer
+    assert ours._buffers[0].shape[-2] == 6
+    idx = torch.tensor([2, 0])
+    ours.batch_select_indices(idx), ref.batch_select_indices(idx)
+    step(1, rows=2)              # rows selected: a new buffer from what the layer holds
+    step(3, rows=2)              # 9 > 6 positions: doubled
+    assert ours._buffers[0].shape[-2] == 18
+    step(1, rows=2)
+    assert ours.keys.data_ptr() == ours._buffers[0].data_ptr()

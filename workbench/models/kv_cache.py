@@ -31,11 +31,12 @@ class ReservedLayer(DynamicLayer):
             self.lazy_initialization(key_states, value_states)
         length, new = self.get_seq_length(), key_states.shape[-2]
         buffers = self._buffers
-        # Anything that replaced the views (crop, beam reordering, batch selection) or a longer
-        # decode than reserved: start a new buffer from what the layer holds now.
-        if buffers is None or not _is_prefix_view(self.keys, buffers[0], length) \
-                or not _is_prefix_view(self.values, buffers[1], length) or length + new > buffers[0].shape[-2]:
-            capacity = max(self.capacity, length + new)
+        # Anything that replaced the views (beam reordering, batch selection), other shapes or
+        # dtypes, or a longer decode than reserved: a new buffer from what the layer holds now.
+        if buffers is None or not _fits(buffers[0], self.keys, key_states, length + new) \
+                or not _fits(buffers[1], self.values, value_states, length + new):
+            # past the reservation: double, so an underestimate still copies O(log n) times, not n
+            capacity = self.capacity if length + new <= self.capacity else 2 * (length + new)
             buffers = tuple(s.new_empty(*s.shape[:-2], capacity, s.shape[-1]) for s in (key_states, value_states))
             if length:
                 buffers[0][..., :length, :].copy_(self.keys)
@@ -51,9 +52,12 @@ class ReservedLayer(DynamicLayer):
         super().reset()
 
 
-def _is_prefix_view(view: torch.Tensor, buffer: torch.Tensor, length: int) -> bool:
-    return (length == 0 or (view.data_ptr() == buffer.data_ptr() and view.shape[:-2] == buffer.shape[:-2]
-                            and view.stride() == buffer.stride()))
+def _fits(buffer: torch.Tensor, held: torch.Tensor, states: torch.Tensor, total: int) -> bool:
+    """Whether `states` can be appended in `buffer`: same rows, heads, head size and dtype, room for
+    `total` positions, and what the layer holds is still the buffer's leading view (a crop keeps it)."""
+    same = (buffer.shape[:-2] == states.shape[:-2] and buffer.shape[-1] == states.shape[-1]
+            and buffer.dtype == states.dtype and total <= buffer.shape[-2])
+    return same and (held.numel() == 0 or (held.data_ptr() == buffer.data_ptr() and held.stride() == buffer.stride()))
 
 
 def reserved_cache(model, capacity: int) -> DynamicCache | None:
