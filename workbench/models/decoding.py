@@ -6,7 +6,8 @@ token at a time. Two things make it slower than it needs to be, and a copy remov
   than the merged model on SmolLM2); merging them into the weights removes that;
 - bf16 autocast re-casts every fp32 weight to bf16 at every step; storing the linears in
   bf16 once is ~1.6× faster at batch 4 (SmolLM2, 2 cores, measured). Autocast computes a
-  linear in bf16 either way, so the copy gives the same logits bit for bit.
+  linear in bf16 either way, so the copy gives the same logits bit for bit. Those bf16
+  weights are also packed once for oneDNN where that is bit-identical (prepacked.py).
 Merging changes the logits by float rounding only (W + s·BA once instead of Wx + s·B(Ax)).
 tests/analysis/test_packed_scoring.py and tests/methods_pref/test_eval_decoding.py check both."""
 from __future__ import annotations
@@ -17,6 +18,8 @@ import os
 import weakref
 
 import torch
+
+from .prepacked import prepack_bf16_linears
 
 
 def free_memory_bytes() -> int | None:
@@ -62,6 +65,7 @@ def decoding_copy(model, *, merge: bool, bf16: bool):
             if isinstance(module, torch.nn.Linear):
                 for name, p in list(module.named_parameters(recurse=False)):
                     setattr(module, name, torch.nn.Parameter(p.detach().to(torch.bfloat16), requires_grad=False))
+        prepack_bf16_linears(copied)  # same numbers, no per-call weight re-layout (prepacked.py)
     copied.requires_grad_(False)
     return copied.eval()
 

@@ -7,7 +7,7 @@ largest cost after the matmuls in a CPU decode step. Here each layer reserves ro
 prompt plus the new tokens once and writes each step's keys and values into it; attention reads
 a view of the filled part. The values and the order of every operation on them are the same, so
 the logits are bit-identical (tested). On 2 cores, 16 prompts of the demo run, a decode took
-0.87–0.95× the time (64–256 new tokens, bf16 and fp32; `benchmarks/bench_kv_cache.py`,
+0.87–0.95× the time (64–256 new tokens, bf16 and fp32; `benchmarks/bench_decode_ab.py --change kv-cache`,
 benchmarks/results/shift.md).
 """
 from __future__ import annotations
