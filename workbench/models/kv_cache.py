@@ -61,7 +61,7 @@ def _fits(buffer: torch.Tensor, held: torch.Tensor, states: torch.Tensor, total:
 
 
 def reserved_cache(model, capacity: int) -> DynamicCache | None:
-    """A cache for `model.generate(past_key_values=...)` reserving `capacity` positions per layer
+    """A cache for `model.generate` (see reserved_cache_kwargs) reserving `capacity` positions per layer
     (prompt length + max_new_tokens), or None (generate then makes its own) where the model's
     cache is not plain full-attention layers (sliding windows, linear attention) or a
     prompt-learning adapter supplies its own past key values."""
@@ -70,13 +70,12 @@ def reserved_cache(model, capacity: int) -> DynamicCache | None:
     if config is None or (peft_config is not None and getattr(peft_config, "is_prompt_learning", False)):
         return None
     try:
-        layers = DynamicCache(config=config).layers
+        cache = DynamicCache(config=config)
     except Exception:  # noqa: BLE001 — an architecture transformers cannot describe: its default cache
         return None
-    if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+    if not cache.layers or any(type(layer) is not DynamicLayer for layer in cache.layers):
         return None
-    cache = DynamicCache(config=config)
-    cache.layers = [ReservedLayer(capacity) for _ in layers]
+    cache.layers = [ReservedLayer(capacity) for _ in cache.layers]
     return cache
 
 
