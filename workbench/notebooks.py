@@ -157,9 +157,10 @@ def execute(notebook: str | Path, out_dir: str | Path, parameters: dict[str, Any
     timed_out = False
     with _thread_env(threads):
         try:
-            pm.execute_notebook(str(notebook), str(out_nb), parameters=parameters,
-                                cwd=str(notebook.parent), kernel_name=kernel, progress_bar=False,
-                                execution_timeout=timeout, log_output=False, **engine_kwargs)
+            _execute_starting_kernel_twice(
+                lambda: pm.execute_notebook(str(notebook), str(out_nb), parameters=parameters,
+                                            cwd=str(notebook.parent), kernel_name=kernel, progress_bar=False,
+                                            execution_timeout=timeout, log_output=False, **engine_kwargs))
         except pm.PapermillExecutionError as e:
             error = f"{e.ename}: {e.evalue} (cell {e.exec_count})"
             failure = CellFailure(e.cell_index, e.exec_count, e.source, e.ename, e.evalue,
@@ -181,6 +182,22 @@ def execute(notebook: str | Path, out_dir: str | Path, parameters: dict[str, Any
     seconds = time.perf_counter() - start
     html_path = export_html(out_nb) if html and error is None else None
     return NotebookRun(out_nb, html_path, parameters, seconds, error, failure, timed_out)
+
+
+KERNEL_START_FAILED = "Kernel died before replying to kernel_info"
+
+
+def _execute_starting_kernel_twice(run):
+    """`run()`, once more if its kernel died before it answered: jupyter_client picks free ports
+    for a kernel and the kernel binds them later, so a kernel started at the same moment by
+    another process (parallel sweep trials, test workers) can take one first ("Address already
+    in use"; jupyter_client issue 487). No cell has run then, so a second start loses nothing."""
+    try:
+        return run()
+    except RuntimeError as e:
+        if KERNEL_START_FAILED not in str(e):
+            raise
+    return run()
 
 
 @contextmanager

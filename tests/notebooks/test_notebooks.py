@@ -73,3 +73,22 @@ def test_unknown_parameter_is_one_clear_error(tmp_path):
     with pytest.raises(UnknownNameError, match="parameter of 00_quickstart.ipynb 'max_stpes'"):
         execute(NOTEBOOKS / "00_quickstart.ipynb", tmp_path, {"max_stpes": 2})
     assert not any(tmp_path.iterdir())
+
+
+def test_a_kernel_that_dies_starting_is_started_once_more(tmp_path, monkeypatch):
+    """A kernel can die before answering when another process took one of its ports (parallel
+    trials); execute starts it a second time and no more. Here a real kernelspec whose process
+    exits at once, counting its starts."""
+    import json
+    import sys
+
+    starts = tmp_path / "starts"
+    spec = tmp_path / "jupyter" / "kernels" / "dies"
+    spec.mkdir(parents=True)
+    spec.joinpath("kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-c", f"open({str(starts)!r}, 'a').write('x')", "{connection_file}"],
+        "display_name": "dies", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    with pytest.raises(RuntimeError, match="Kernel died before replying to kernel_info"):
+        execute(NOTEBOOKS / "00_quickstart.ipynb", tmp_path / "out", {}, kernel="dies", html=False)
+    assert starts.read_text() == "xx"
