@@ -4,11 +4,11 @@ after a warm-up, medians of `--repeats`. Checks that tokens and logits are bit-i
 
 - `--change kv-cache`: transformers' DynamicCache against the reserved KV cache
   (workbench/models/kv_cache.py);
-- `--change prepack`: the bf16 decoding copy's linears plain against packed once for oneDNN
-  (workbench/models/prepacked.py; bf16 settings only).
+- `--change prepack`: the decoding copy's linears plain against packed for decode steps
+  (workbench/models/prepacked.py: oneDNN for bf16, MKL for fp32).
 
     python benchmarks/bench_decode_ab.py --change kv-cache [--settings bf16:64,bf16:256,fp32:256] [--json out.json]
-    python benchmarks/bench_decode_ab.py --change prepack --settings bf16:64,bf16:256 --prompts 16
+    python benchmarks/bench_decode_ab.py --change prepack --settings fp32:64,bf16:64 --prompts 16
 
 Needs the demo run (`make demo` → demo-output/sft-lora). Set OMP_NUM_THREADS to the cores.
 """

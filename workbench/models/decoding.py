@@ -6,8 +6,10 @@ token at a time. Two things make it slower than it needs to be, and a copy remov
   than the merged model on SmolLM2); merging them into the weights removes that;
 - bf16 autocast re-casts every fp32 weight to bf16 at every step; storing the linears in
   bf16 once is ~1.6× faster at batch 4 (SmolLM2, 2 cores, measured). Autocast computes a
-  linear in bf16 either way, so the copy gives the same logits bit for bit. Those bf16
-  weights are also packed once for oneDNN where that is bit-identical (prepacked.py).
+  linear in bf16 either way, so the copy gives the same logits bit for bit;
+- at a few rows per step the default CPU kernels spend more on the weights' layout than on the
+  arithmetic: the copy's linears (bf16 or fp32) use packed weights at decode steps where that
+  is bit-identical (prepacked.py; an fp32 model is copied for that alone).
 Merging changes the logits by float rounding only (W + s·BA once instead of Wx + s·B(Ax)).
 tests/analysis/test_packed_scoring.py and tests/methods_pref/test_eval_decoding.py check both."""
 from __future__ import annotations
@@ -19,7 +21,7 @@ import weakref
 
 import torch
 
-from .prepacked import prepack_bf16_linears
+from .prepacked import packing_available, prepack_linears
 
 
 def free_memory_bytes() -> int | None:
@@ -36,12 +38,13 @@ def mergeable(model) -> bool:
 
 
 def decoding_copy(model, *, merge: bool, bf16: bool):
-    """A copy of `model` in eval mode with its active PEFT adapter merged (`merge`) and, for
-    bf16 autocast (`bf16`), its linear layers stored in bf16; or None when there is nothing to
-    gain, nothing PEFT can merge, too little free memory (under 3× the model) or the model is
-    not on the CPU (GPU decoding is not limited by this, and its memory is scarcer)."""
+    """A copy of `model` in eval mode with its active PEFT adapter merged (`merge`), for bf16
+    autocast (`bf16`) its linear layers stored in bf16, and its linears packed for decode steps;
+    or None when there is nothing to gain, nothing PEFT can merge, too little free memory (under
+    3× the model) or the model is not on the CPU (GPU decoding is not limited by this, and its
+    memory is scarcer)."""
     merge = merge and mergeable(model)
-    if not (merge or bf16) or next(model.parameters()).device.type != "cpu":
+    if not (merge or bf16 or packing_available()) or next(model.parameters()).device.type != "cpu":
         return None
     size = sum(p.numel() * p.element_size() for p in model.parameters())
     free = free_memory_bytes()
@@ -65,8 +68,8 @@ def decoding_copy(model, *, merge: bool, bf16: bool):
             if isinstance(module, torch.nn.Linear):
                 for name, p in list(module.named_parameters(recurse=False)):
                     setattr(module, name, torch.nn.Parameter(p.detach().to(torch.bfloat16), requires_grad=False))
-        prepack_bf16_linears(copied)  # same numbers, no per-call weight re-layout (prepacked.py)
     copied.requires_grad_(False)
+    prepack_linears(copied)  # same numbers, no per-call weight re-layout (prepacked.py)
     return copied.eval()
 
 

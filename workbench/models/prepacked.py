@@ -1,22 +1,31 @@
-"""bf16 linear layers of a CPU decoding copy with their weights packed once for oneDNN.
+"""Linear layers of a CPU decoding copy with their weights packed for the decode steps.
 
-A bf16 matmul on the CPU goes through oneDNN, which re-lays the weight out into its blocked
-format at every call. At decoding sizes that costs more than the arithmetic: a 1536×576 bf16
-linear took ~190 µs whether 1 or 16 rows went through it (9 GB/s of weights, a third of this
-machine's read bandwidth), ~125 µs with the weight packed beforehand. Packing is what
-torch's own compiler does for CPU linears (`torch.ops.mkldnn._reorder_linear_weight` and
-`_linear_pointwise`); here it is done once when the decoding copy is made.
+Decoding runs every linear on a handful of rows (one new position per sequence), and at those
+sizes the library's default path spends more on the weight's layout than on the arithmetic:
+- bf16 goes through oneDNN, which re-lays the weight out into its blocked format at every call:
+  a 1536×576 linear took ~190 µs whether 1 or 16 rows went through it (9 GB/s of weights, a
+  third of this machine's read bandwidth), ~125 µs with the weight packed once beforehand
+  (`torch.ops.mkldnn._reorder_linear_weight` / `_linear_pointwise`);
+- fp32 goes to MKL's sgemm for x·Wᵀ (the layout `nn.Linear` stores), which is slow at 4–32 rows
+  on this machine: with 2 threads a 576×576 linear took 240–310 µs at 4–32 rows and 43–57 µs
+  packed by MKL's packed-GEMM API for that row count; SmolLM2's 49152×576 LM head took 25 ms at
+  16 rows, 8 ms packed (`torch.ops.mkl._mkl_reorder_linear_weight` / `_mkl_linear`). MKL packs
+  for one row count, so a layer packs when a decode step first brings it that many rows and
+  keeps the packing of the latest count (a generate call keeps its rows to the end).
+Both are what torch's own compiler does for frozen CPU linears; here they are done for the
+decoding copy, which nothing trains.
 
 The packed path must give the same numbers as the plain one, and it does not at every size:
-on the Xeon above a 576×576 linear differed at 400 rows (a prefill of 8 prompts × 50 tokens)
-and nowhere else from 1 to 40 rows, and a probe at batch 8 decoded other tokens. So only
-decode steps (one new position per row, at most `MAX_ROWS` rows) take it, and the first time
-a weight shape meets a number of rows in this process, its output is compared with `F.linear`
-on that real input; a shape and size that differ in one bit stay plain from then on. (Equal
-outputs on one input are strong evidence, not proof, of the same kernel.) Prefills are plain.
-On the 2-core Xeon the demo probe's decode took 0.88–0.90× the time at 16 rows and 0.83× at one row,
-tokens and logits bit-identical (`benchmarks/bench_decode_ab.py --change prepack`,
-benchmarks/results/shift.md). `WORKBENCH_PREPACK=0` turns it off.
+on the Xeon above a bf16 576×576 linear differed at 400 rows (a prefill of 8 prompts × 50
+tokens) and nowhere from 1 to 40 rows; fp32 ones differed at 1 and 8 rows and some at 24 or 64.
+So only decode steps (one new position per row, at most `MAX_ROWS` rows, contiguous, no
+autocast) take it (a prefill's last position on its way to the LM head is a strided view, and
+F.linear's result for it can differ from the same rows contiguous),
+and the first time a weight's dtype and shape meet a number of rows in this process, the packed
+output is compared with `F.linear` on that real input; a size that differs in one bit stays
+plain from then on. (Equal outputs on one input are strong evidence, not proof, of the same
+kernel.) Prefills are plain. Measured on the demo probe: `benchmarks/bench_decode_ab.py
+--change prepack`, benchmarks/results/shift.md. `WORKBENCH_PREPACK=0` turns it off.
 """
 from __future__ import annotations
 
@@ -28,48 +37,87 @@ import torch.nn.functional as F
 
 OPT_OUT_ENV = "WORKBENCH_PREPACK"
 
-
 MAX_ROWS = 64
-# (out features, in features, has bias, rows) -> whether the packed output equalled F.linear's
+# (dtype, out features, in features, has bias, rows) -> whether the packed output equalled F.linear's
 _verdicts: dict[tuple, bool] = {}
 
 
+def _onednn_bf16(layer: torch.nn.Linear, x: torch.Tensor, rows: int) -> torch.Tensor:
+    # under autocast, as the bf16 copy decodes: x may arrive in fp32 (from a norm) like F.linear's
+    return torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16), layer.workbench_packed_weight, layer.bias,
+                                              "none", [], "")
+
+
+def _mkl_fp32(layer: torch.nn.Linear, x: torch.Tensor, rows: int) -> torch.Tensor:
+    packed = getattr(layer, "workbench_mkl_packed", None)
+    if packed is None or packed[0] != rows:  # MKL's packing is for one row count
+        packed = layer.workbench_mkl_packed = (rows, torch.ops.mkl._mkl_reorder_linear_weight(layer.weight, rows))
+    return torch.ops.mkl._mkl_linear(x, packed[1], layer.weight, layer.bias, rows)
+
+
+_KERNELS = {torch.bfloat16: _onednn_bf16, torch.float32: _mkl_fp32}
+
+
+def _is_decode_step(layer: torch.nn.Linear, x: torch.Tensor) -> bool:
+    """One contiguous new position per row, few rows; fp32 only outside autocast (which would
+    compute the plain linear in bf16)."""
+    if x.dim() < 2 or x.shape[-2] != 1 or x.numel() // x.shape[-1] > MAX_ROWS or not x.is_contiguous():
+        return False
+    return layer.weight.dtype != torch.float32 or (x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"))
+
+
 def _packed_forward(self, x: torch.Tensor) -> torch.Tensor:
-    rows = x.numel() // x.shape[-1]
-    if x.dim() < 2 or x.shape[-2] != 1 or rows > MAX_ROWS:  # not a decode step: the plain kernel
+    if not _is_decode_step(self, x):
         return F.linear(x, self.weight, self.bias)
-    key = (*self.weight.shape, self.bias is not None, rows)
+    rows = x.numel() // x.shape[-1]
+    key = (self.weight.dtype, *self.weight.shape, self.bias is not None, rows)
     verdict = _verdicts.get(key)
     if verdict is False:
         return F.linear(x, self.weight, self.bias)
-    out = torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16), self.workbench_packed_weight, self.bias,
-                                              "none", [], "")
+    out = _KERNELS[self.weight.dtype](self, x, rows)
     if verdict is None:
         plain = F.linear(x, self.weight, self.bias)
         _verdicts[key] = torch.equal(out, plain)
+        if not _verdicts[key]:
+            vars(self).pop("workbench_mkl_packed", None)  # never used: free it
         return plain
     return out
 
 
-def prepack_bf16_linears(model: torch.nn.Module) -> int:
-    """Give each bf16 CPU `nn.Linear` of `model` (an inference copy: nothing trains it) a oneDNN-
-    packed copy of its weight for decode steps, where that gives the same outputs (above). The
-    parameters stay as they are. Returns how many linears were packed."""
-    if os.environ.get(OPT_OUT_ENV, "").strip() == "0" or not torch.backends.mkldnn.is_available():
+def packing_available() -> bool:
+    """Whether this torch can pack CPU linears (and the user has not turned it off)."""
+    if os.environ.get(OPT_OUT_ENV, "").strip() == "0":
+        return False
+    mkldnn, mkl = torch.ops.mkldnn, torch.ops.mkl
+    return (torch.backends.mkldnn.is_available() and hasattr(mkldnn, "_reorder_linear_weight")
+            and hasattr(mkldnn, "_linear_pointwise")) or \
+        (torch.backends.mkl.is_available() and hasattr(mkl, "_mkl_reorder_linear_weight")
+         and hasattr(mkl, "_mkl_linear"))
+
+
+def prepack_linears(model: torch.nn.Module) -> int:
+    """Give each bf16 or fp32 CPU `nn.Linear` of `model` (an inference copy: nothing trains it)
+    packed weights for decode steps, where that gives the same outputs (above): bf16 ones packed
+    now for oneDNN, fp32 ones at their first decode step for MKL. The parameters stay as they
+    are. Returns how many linears take the packed path."""
+    if not packing_available():
         return 0
-    mkldnn = torch.ops.mkldnn
-    if not (hasattr(mkldnn, "_reorder_linear_weight") and hasattr(mkldnn, "_linear_pointwise")):
-        return 0
+    onednn = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    mkl = torch.backends.mkl.is_available() and hasattr(torch.ops.mkl, "_mkl_reorder_linear_weight")
     packed = 0
     for module in model.modules():
         w = getattr(module, "weight", None)
-        if not isinstance(module, torch.nn.Linear) or w is None or w.dtype != torch.bfloat16 \
-                or w.device.type != "cpu" or (module.bias is not None and module.bias.dtype != torch.bfloat16):
+        if not isinstance(module, torch.nn.Linear) or w is None or w.device.type != "cpu" \
+                or (module.bias is not None and module.bias.dtype != w.dtype):
             continue
-        try:
-            module.workbench_packed_weight = mkldnn._reorder_linear_weight(w.detach(), 16)  # 16: a typical batch
-        except RuntimeError:  # a oneDNN build without bf16 support
-            return packed
+        if w.dtype == torch.bfloat16 and onednn:
+            try:
+                # packed for 16 rows, a typical batch; oneDNN's packing serves any row count
+                module.workbench_packed_weight = torch.ops.mkldnn._reorder_linear_weight(w.detach(), 16)
+            except RuntimeError:  # a oneDNN build without bf16 support
+                continue
+        elif not (w.dtype == torch.float32 and mkl):
+            continue
         module.forward = types.MethodType(_packed_forward, module)
         packed += 1
     return packed
