@@ -101,3 +101,12 @@ def test_cpu_linears_of_both_dtypes_the_opt_out_and_autocast(monkeypatch):
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):  # autocast: the plain bf16 kernel
         x = torch.randn(4, 1, 32)
         assert torch.equal(layers[0](x), torch.nn.functional.linear(x, layers[0].weight, layers[0].bias))
+
+
+def test_an_input_that_needs_a_gradient_takes_the_plain_kernel():
+    layer = torch.nn.Linear(32, 48)
+    prepack_linears(layer)
+    x = torch.randn(16, 1, 32, requires_grad=True)
+    out = layer(x)  # the packed ops have no backward
+    out.sum().backward()
+    assert x.grad is not None and torch.equal(out, torch.nn.functional.linear(x, layer.weight, layer.bias))

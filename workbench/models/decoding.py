@@ -37,14 +37,15 @@ def mergeable(model) -> bool:
             and not any(c.is_prompt_learning for c in model.peft_config.values()))
 
 
-def decoding_copy(model, *, merge: bool, bf16: bool):
+def decoding_copy(model, *, merge: bool, bf16: bool, copy_to_pack: bool = True):
     """A copy of `model` in eval mode with its active PEFT adapter merged (`merge`), for bf16
     autocast (`bf16`) its linear layers stored in bf16, and its linears packed for decode steps;
     or None when there is nothing to gain, nothing PEFT can merge, too little free memory (under
     3× the model) or the model is not on the CPU (GPU decoding is not limited by this, and its
-    memory is scarcer)."""
+    memory is scarcer). `copy_to_pack=False`: no copy for the packing alone (an fp32 model with
+    nothing to merge), where the decode may be too small to pay for the copy."""
     merge = merge and mergeable(model)
-    if not (merge or bf16 or packing_available()) or next(model.parameters()).device.type != "cpu":
+    if not (merge or bf16 or (copy_to_pack and packing_available())) or next(model.parameters()).device.type != "cpu":
         return None
     size = sum(p.numel() * p.element_size() for p in model.parameters())
     free = free_memory_bytes()
@@ -95,7 +96,9 @@ def eval_decoder(model, *, step: int, bf16: bool):
         return model, contextlib.nullcontext
     if _current.get("key") != (step, bf16) or _current["model"]() is not model:
         _current.clear()  # the previous evaluation's copy goes first: never two in memory
-        copied = decoding_copy(model, merge=True, bf16=bf16)
+        # An fp32 model with nothing to merge is not copied just to pack it: an evaluation's
+        # decode is often a few rows, where packing gains little (prepacked.py).
+        copied = decoding_copy(model, merge=True, bf16=bf16, copy_to_pack=False)
         _current.update(key=(step, bf16), model=weakref.ref(model), copy=copied)
     copied = _current["copy"]
     return (model if copied is None else copied), context

@@ -59,9 +59,10 @@ _KERNELS = {torch.bfloat16: _onednn_bf16, torch.float32: _mkl_fp32}
 
 
 def _is_decode_step(layer: torch.nn.Linear, x: torch.Tensor) -> bool:
-    """One contiguous new position per row, few rows; fp32 only outside autocast (which would
-    compute the plain linear in bf16)."""
-    if x.dim() < 2 or x.shape[-2] != 1 or x.numel() // x.shape[-1] > MAX_ROWS or not x.is_contiguous():
+    """One contiguous new position per row, few rows, nothing to differentiate; fp32 only
+    outside autocast (which would compute the plain linear in bf16)."""
+    if x.dim() < 2 or x.shape[-2] != 1 or x.numel() // x.shape[-1] > MAX_ROWS or not x.is_contiguous() \
+            or (torch.is_grad_enabled() and x.requires_grad):  # the packed ops have no backward
         return False
     return layer.weight.dtype != torch.float32 or (x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"))
 
