@@ -7,7 +7,8 @@ sizes the library's default path spends more on the weight's layout than on the 
   third of this machine's read bandwidth), ~125 µs with the weight packed once beforehand
   (`torch.ops.mkldnn._reorder_linear_weight` / `_linear_pointwise`);
 - fp32 goes to MKL's sgemm for x·Wᵀ (the layout `nn.Linear` stores), which is slow at 4–32 rows
-  on this machine: with 2 threads a 576×576 linear took 240–310 µs at 4–32 rows and 43–57 µs
+  on an Ice Lake Xeon (2 cores; the bf16 figures above are from a Xeon with AMX): with 2
+  threads a 576×576 linear took 240–310 µs at 4–32 rows and 43–57 µs
   packed by MKL's packed-GEMM API for that row count; SmolLM2's 49152×576 LM head took 25 ms at
   16 rows, 8 ms packed (`torch.ops.mkl._mkl_reorder_linear_weight` / `_mkl_linear`). MKL packs
   for one row count, so a layer packs when a decode step first brings it that many rows and
@@ -17,7 +18,7 @@ decoding copy, which nothing trains.
 
 The packed path must give the same numbers as the plain one, and it does not at every size:
 on the Xeon above a bf16 576×576 linear differed at 400 rows (a prefill of 8 prompts × 50
-tokens) and nowhere from 1 to 40 rows; fp32 ones differed at 1 and 8 rows and some at 24 or 64.
+tokens) and nowhere from 1 to 40 rows; fp32 ones differed at 1–2 rows, some at 4–12, one at 64.
 So only decode steps (one new position per row, at most `MAX_ROWS` rows, contiguous, no
 autocast) take it (a prefill's last position on its way to the LM head is a strided view, and
 F.linear's result for it can differ from the same rows contiguous),
@@ -85,15 +86,21 @@ def _packed_forward(self, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _onednn() -> bool:
+    mkldnn = torch.ops.mkldnn
+    return torch.backends.mkldnn.is_available() and hasattr(mkldnn, "_reorder_linear_weight") \
+        and hasattr(mkldnn, "_linear_pointwise")
+
+
+def _mkl() -> bool:
+    mkl = torch.ops.mkl
+    return torch.backends.mkl.is_available() and hasattr(mkl, "_mkl_reorder_linear_weight") \
+        and hasattr(mkl, "_mkl_linear")
+
+
 def packing_available() -> bool:
     """Whether this torch can pack CPU linears (and the user has not turned it off)."""
-    if os.environ.get(OPT_OUT_ENV, "").strip() == "0":
-        return False
-    mkldnn, mkl = torch.ops.mkldnn, torch.ops.mkl
-    return (torch.backends.mkldnn.is_available() and hasattr(mkldnn, "_reorder_linear_weight")
-            and hasattr(mkldnn, "_linear_pointwise")) or \
-        (torch.backends.mkl.is_available() and hasattr(mkl, "_mkl_reorder_linear_weight")
-         and hasattr(mkl, "_mkl_linear"))
+    return os.environ.get(OPT_OUT_ENV, "").strip() != "0" and (_onednn() or _mkl())
 
 
 def prepack_linears(model: torch.nn.Module) -> int:
@@ -103,8 +110,7 @@ def prepack_linears(model: torch.nn.Module) -> int:
     are. Returns how many linears take the packed path."""
     if not packing_available():
         return 0
-    onednn = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
-    mkl = torch.backends.mkl.is_available() and hasattr(torch.ops.mkl, "_mkl_reorder_linear_weight")
+    onednn, mkl = _onednn(), _mkl()
     packed = 0
     for module in model.modules():
         w = getattr(module, "weight", None)
