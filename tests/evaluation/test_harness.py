@@ -20,13 +20,25 @@ def _check_scores(result, model, n):
     assert {"acc", "acc_norm"} <= set(t[t.task == "wb_preferences"].metric)
 
 
-def test_tiny_llama_two_builtin_tasks():
+def test_tiny_llama_two_builtin_tasks(monkeypatch):
+    import torch.utils.collect_env
+    from lm_eval import evaluator
+
     import workbench
 
+    # simple_evaluate's environment report (11 subprocesses a call) is not collected, and the
+    # harness's own add_env_info is back in place afterwards.
+    reports = []
+    monkeypatch.setattr(torch.utils.collect_env, "get_pretty_env_info", lambda: reports.append(1) or "report")
+    real = evaluator.add_env_info
     result = workbench.evaluate("tiny-llama", ["wb_arithmetic", "wb_preferences"], limit=3, write=False)
+    assert reports == [] and evaluator.add_env_info is real
     _check_scores(result, "tiny-llama", 3)
     s = result.scores[0]
     assert s.versions["lm_eval"].startswith("0.4") and s.versions["task"] == 1.0
+    storage = {}
+    evaluator.add_env_info(storage)  # the real one, outside an evaluation: it reports
+    assert reports == [1] and storage["pretty_env_info"] == "report"
 
 
 @pytest.mark.slow

@@ -45,6 +45,27 @@ def _request_building_bars():
         task_module.tqdm = real
 
 
+def _no_env_report(storage: dict) -> None:
+    storage["pretty_env_info"] = "not collected by the workbench (see workbench/evaluation/harness.py)"
+
+
+@contextlib.contextmanager
+def _without_env_report():
+    """simple_evaluate ends by adding torch's collect_env report to its results: 11 subprocesses
+    (pip list, nvidia-smi, …), 0.6–0.75 s and ~0.65 s of CPU per call, measured, i.e. per task
+    and per in-training evaluation. Nothing of it is kept (results.py records the package
+    versions itself), so the call gets a stand-in. Restored to the harness's own function even
+    when calls overlap (the app evaluates in threads)."""
+    from lm_eval import evaluator
+
+    real = evaluator.__dict__.setdefault("_workbench_real_add_env_info", evaluator.add_env_info)
+    evaluator.add_env_info = _no_env_report
+    try:
+        yield
+    finally:
+        evaluator.add_env_info = real
+
+
 def task_manager(with_hub: bool):
     """The harness's TaskManager over our task configs; with_hub adds its ~10k hub tasks
     (indexing them takes a few seconds, so only when a non-built-in task is named)."""
@@ -183,7 +204,7 @@ def run_task(lm, name: str, config: EvalConfig, *, chat: bool = False) -> dict:
     harness LM; returns its results dict (results, versions, n-samples, higher_is_better…)."""
     from lm_eval import simple_evaluate
 
-    with _request_building_bars():
+    with _request_building_bars(), _without_env_report():
         out = simple_evaluate(
             model=lm, tasks=[name], task_manager=task_manager(with_hub=name not in BUILTIN_TASKS),
             limit=config.limit, num_fewshot=config.num_fewshot, bootstrap_iters=config.bootstrap_iters,
