@@ -102,3 +102,16 @@ def test_no_import_cycles(package):
 
     for m in graph:
         visit(m)
+
+
+def test_the_command_line_parser_loads_no_heavy_library():
+    """`workbench --help`, `check`, `runs`, `course`… parse their arguments without torch,
+    transformers or pandas (~2 s of imports each start, measured): a command imports them in
+    its run()."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from workbench.cli.main import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'pandas', 'lm_eval') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

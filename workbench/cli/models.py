@@ -3,7 +3,6 @@ converts them into the cache now (`make setup` does), instead of on first use.""
 import time
 
 from ..errors import UnknownNameError
-from ..models import BUILTIN, ensure_cached, list_models
 
 
 def add_parser(sub):
@@ -15,6 +14,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    from ..models import BUILTIN, ensure_cached, list_models  # torch: not for the other commands' parser
+
     if args.prepare is not None:
         names = args.prepare or list(BUILTIN)
         for name in names:
