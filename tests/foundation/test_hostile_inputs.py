@@ -405,3 +405,22 @@ def test_unforeseen_os_error_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(models_cli, "run", denied)
     one_line_error(capsys, ["models"], "Permission denied: /some/where/file.json")
 
+
+
+@pytest.mark.parametrize("command", ["datasets", "models"])
+def test_a_reader_that_leaves_ends_the_command_quietly(command):
+    """`workbench datasets | head -1`: the reader has gone when the listing is written. No
+    'error: Broken pipe' line (nor Python's 'Exception ignored' at exit), and the status a
+    shell gives a process ended by SIGPIPE."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        proc = subprocess.run([sys.executable, "-m", "workbench.cli.main", command], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (141, "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ..errors import WorkbenchError
@@ -41,6 +42,9 @@ def main(argv=None) -> int:
     except WorkbenchError as e:
         print(f"workbench {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader left (`workbench runs | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 141  # what a shell reports for a process ended by SIGPIPE
     except OSError as e:  # a file-system failure the command did not foresee: one line, no traceback
         from ._paths import os_error_text
 
