@@ -128,6 +128,29 @@ def test_resume_after_sigkill_gives_continuous_steps(tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
 
+def test_sigterm_ends_the_run_as_ctrl_c_does(tmp_path):
+    """`kill`, `timeout` or a cancelled CI job: the run records that it was interrupted and
+    which checkpoint to resume from, and the command says so in one line (exit 130)."""
+    run_dir = tmp_path / "terminated"
+    args = ["train", "--model", "tiny-llama", "--dataset", "instructions", "--max-steps", "400",
+            "--save-steps", "2", "--eval-rows", "0", "--run-dir", str(run_dir), "--set", "max_length=64",
+            "--set", "sample_prompts=0", "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (run_dir / "checkpoints" / "checkpoint-2" / ".complete").is_file():
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (proc.returncode, err[-2000:])
+    assert err.strip().splitlines()[-1] == "workbench train: interrupted" and "Traceback" not in err, err[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "signal 15" in summary["reason"], summary
+    assert 2 <= summary["steps"] < 400 and summary["resume_from"].startswith("checkpoint-"), summary
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--model", "no-such-model"], "unknown model 'no-such-model'"),
     (["--dataset", "/nonexistent/data.jsonl"], "data.jsonl"),

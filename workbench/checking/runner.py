@@ -2,7 +2,6 @@
 runs), then execute the plan in parallel worker processes that share the cores."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import WorkbenchError
+from ..signals import sigterm_as_interrupt
 from .compare import MODES
 from .discover import OUTPUT_MARKER, find_notebooks
 from .profiles import check_common_overrides, load_params_file, resolve_parameters
@@ -173,7 +173,7 @@ def run_plan(plan: CheckPlan, on_result: Callable[[NotebookResult], None] | None
 
     pool = ThreadPoolExecutor(max_workers=plan.jobs, thread_name_prefix="wb-check")
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():  # the workers, each in its own session, die with us
             results = list(pool.map(one, plan.notebooks))
     except BaseException:
         with lock:
@@ -244,24 +244,6 @@ def _run_worker(item: PlannedNotebook, plan: CheckPlan, procs: set, lock: thread
                "lines": tail}
     return NotebookResult(status="failed", seconds=seconds, failure=failure,
                           executed=executed if executed.is_file() else None, **base)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (a cancelled CI job, `kill`) takes Ctrl-C's path, so the workers, each in its own
-    session, are killed with their kernels instead of running on as orphans."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    before = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -6,14 +6,16 @@ N data-parallel copies of this same command through accelerate's launcher (see
 docs/scaling.md); each copy sees the launcher's RANK/WORLD_SIZE and trains its share."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
 
 from ..config import TrainConfig, field_help
-from ..distributed import is_main
+from ..distributed import is_distributed, is_main
 from ..errors import WorkbenchError
 from ..runs import Event, Kind, open_run
+from ..signals import sigterm_as_interrupt
 
 
 def _scalar_fields():
@@ -118,8 +120,12 @@ def run(args) -> int:
         return launch(args, cfg)
 
     listeners = [] if args.quiet else [_print_record]
+    # One process: SIGTERM ends the run as Ctrl-C does (summary "interrupted", where to resume).
+    # Data-parallel ranks keep the default: one rank raising mid-all-reduce would hang the others.
+    stopping = contextlib.nullcontext() if is_distributed() else sigterm_as_interrupt()
     try:
-        result = train(cfg, listeners=listeners, resume=args.resume)
+        with stopping:
+            result = train(cfg, listeners=listeners, resume=args.resume)
     except OSError as e:  # the disk, not the input: the run is marked failed with this reason
         where = f"{e.filename}: " if e.filename else ""
         print(f"workbench train: error: {where}{e.strerror or e}", file=sys.stderr)
