@@ -406,7 +406,6 @@ def test_unforeseen_os_error_is_one_line(monkeypatch, capsys):
     one_line_error(capsys, ["models"], "Permission denied: /some/where/file.json")
 
 
-
 @pytest.mark.parametrize("command", ["datasets", "models"])
 def test_a_reader_that_leaves_ends_the_command_quietly(command):
     """`workbench datasets | head -1`: the reader has gone when the listing is written. No

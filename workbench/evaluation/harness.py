@@ -29,41 +29,40 @@ def bars_off() -> bool:
 
 
 @contextlib.contextmanager
+def _swapped(module, name: str, make):
+    """module.<name> replaced by make(original) for the block. The original is remembered once
+    per module attribute, so overlapping calls (the app evaluates in threads) always put the
+    harness's own object back, never another call's stand-in."""
+    original = module.__dict__.setdefault(f"_workbench_real_{name}", getattr(module, name))
+    setattr(module, name, make(original))
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
 def _request_building_bars():
     """The harness draws a bar while it builds each task's requests and gives no switch for
     it; off the terminal, swap its module's tqdm for a disabled one for the call."""
     if not bars_off():
-        yield
-        return
+        return contextlib.nullcontext()
     from lm_eval.api import task as task_module
 
-    real = task_module.tqdm
-    task_module.tqdm = functools.partial(real, disable=True)
-    try:
-        yield
-    finally:
-        task_module.tqdm = real
+    return _swapped(task_module, "tqdm", lambda real: functools.partial(real, disable=True))
 
 
 def _no_env_report(storage: dict) -> None:
     storage["pretty_env_info"] = "not collected by the workbench (see workbench/evaluation/harness.py)"
 
 
-@contextlib.contextmanager
 def _without_env_report():
     """simple_evaluate ends by adding torch's collect_env report to its results: 11 subprocesses
     (pip list, nvidia-smi, …), 0.6–0.75 s and ~0.65 s of CPU per call, measured, i.e. per task
     and per in-training evaluation. Nothing of it is kept (results.py records the package
-    versions itself), so the call gets a stand-in. Restored to the harness's own function even
-    when calls overlap (the app evaluates in threads)."""
+    versions itself), so the call gets a stand-in."""
     from lm_eval import evaluator
 
-    real = evaluator.__dict__.setdefault("_workbench_real_add_env_info", evaluator.add_env_info)
-    evaluator.add_env_info = _no_env_report
-    try:
-        yield
-    finally:
-        evaluator.add_env_info = real
+    return _swapped(evaluator, "add_env_info", lambda real: _no_env_report)
 
 
 def task_manager(with_hub: bool):
