@@ -27,6 +27,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from unittest import mock
 
 import nbformat
 import pytest
@@ -76,8 +77,9 @@ def _start_nbval(root: Path) -> subprocess.Popen:
     for path in UNITS:
         shutil.copy(path, root / path.name)
     (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "tmp").mkdir()  # nbval kills its kernels: what they leave in their temp folder stays in ours
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+           "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "TMPDIR": str(root / "tmp")}
     cmd = [sys.executable, "-m", "pytest", "--nbval", "--nbval-kernel-name", "python3", "-p", "no:cacheprovider",
            "-q", "--junitxml", str(root / "nbval.xml"), str(root)]
     return subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -117,14 +119,19 @@ def _grade_course(tmp: Path) -> dict:
         check.source = "pass  # trust me"
         nbformat.write(nb, unit7)
         grades = {}
+        # The grader's kernels get a temp folder of their own: what the notebooks leave there is
+        # checked below (the runs of units 2 and 5, ~160 MB, once stayed in /tmp after every grading).
+        kernel_tmp = tmp / "kernel-tmp"
+        kernel_tmp.mkdir()
         for kind, folder in (("solution", None), ("student", release)):
             for path in UNITS:
                 nb_path = path if folder is None else folder / path.name
                 scores = tmp / f"{kind}-{path.stem}.json"
                 # the solutions' stored outputs are what nbval re-executes (above): graded as stored
                 how = ("--no-execute",) if kind == "solution" else ("--threads", "1")
-                rc, out, err = _cli("check", nb_path, "--profile", "ci", *how, "--json", scores,
-                                    "--out", tmp / f"{kind}-{path.name}")
+                with mock.patch.dict(os.environ, TMPDIR=str(kernel_tmp)):
+                    rc, out, err = _cli("check", nb_path, "--profile", "ci", *how, "--json", scores,
+                                        "--out", tmp / f"{kind}-{path.name}")
                 assert rc == 0, f"{kind} {path.name}: {err}"
                 grades[kind, path.name] = (json.loads(scores.read_text()), out)
         log, _ = nbval.communicate(timeout=1200)
@@ -133,7 +140,8 @@ def _grade_course(tmp: Path) -> dict:
             nbval.kill()
             nbval.wait()
     return {"grades": grades, "release": release, "nbval_rc": nbval.returncode, "nbval_log": log,
-            "nbval": _nbval_results(nbval_dir / "nbval.xml"), "tampered_cell": tampered_cell, "tmp": tmp}
+            "nbval": _nbval_results(nbval_dir / "nbval.xml"), "tampered_cell": tampered_cell, "tmp": tmp,
+            "kernel_tmp_left": sorted(p.name for p in kernel_tmp.iterdir())}
 
 
 @pytest.mark.parametrize("path", UNITS, ids=lambda p: p.stem)
@@ -166,6 +174,13 @@ def test_student_release_grades_zero_with_a_message_per_exercise(course_run, pat
     # The first check meets the untouched stub: the student is told it is not done yet.
     assert "not done yet" in scores["exercises"][0]["message"], scores["exercises"][0]
     assert out.rstrip().endswith("(0%)"), out
+
+
+def test_graded_kernels_leave_nothing_in_their_temp_folder(course_run):
+    # Units 2 and 5 train into a temporary folder unless given runs_dir; it must go with the kernel.
+    # (torch's compiler cache is meant to stay.)
+    left = [name for name in course_run["kernel_tmp_left"] if not name.startswith("torchinductor_")]
+    assert not left, f"left in the kernels' temp folder after grading: {left}"
 
 
 def test_edited_check_cell_is_restored_before_grading(course_run):
