@@ -178,12 +178,18 @@ def _scheduler_names() -> list[str]:
 def read_yaml_mapping(path: str | Path, what: str, expected: str) -> dict[str, Any]:
     """A YAML file that must hold a mapping, or one line saying what is wrong with it."""
     path = Path(path)
+    if path.is_dir():
+        raise WorkbenchError(f"{what} {path} is a folder; name a YAML file")
     if not path.is_file():
         raise WorkbenchError(f"{what} {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise WorkbenchError(f"{path}: not valid YAML ({e.__class__.__name__})") from e
+    except UnicodeDecodeError as e:
+        raise WorkbenchError(f"{path}: not a text file ({e.reason} at byte {e.start})") from e
+    if data is None:  # an empty file (or only comments) would silently mean "all defaults"
+        raise WorkbenchError(f"{path}: the {what} is empty; expected a mapping of {expected}")
     if not isinstance(data, dict):
         raise WorkbenchError(f"{path}: expected a mapping of {expected}, got {type(data).__name__}")
     return data

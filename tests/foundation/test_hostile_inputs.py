@@ -319,6 +319,37 @@ def test_select_write_failure_removes_its_temp_file(in_tmp, capsys, monkeypatch)
     assert tree(in_tmp / "o") == []
 
 
+# ---------------------------------------------------------------- YAML files, the runs listing
+
+@pytest.mark.parametrize("content,needle", [
+    ("", "the config file is empty"),
+    ("# model: tiny-llama\n", "the config file is empty"),  # only comments: as empty
+    (b"\x7fELF\x02\x01\x01\x00\xf0\x80", "not a text file"),
+], ids=["empty", "only-comments", "binary"])
+def test_train_config_file_that_holds_no_config(in_tmp, capsys, content, needle):
+    # An empty run.yaml once trained a default run (SmolLM2, 100 steps); a binary one raised a traceback.
+    cfg = in_tmp / "run.yaml"
+    cfg.write_bytes(content if isinstance(content, bytes) else content.encode())
+    one_line_error(capsys, ["train", "--config", cfg, "--run-dir", in_tmp / "r"], "run.yaml", needle)
+    one_line_error(capsys, ["sweep", cfg, "-o", in_tmp / "out"], "run.yaml")
+    assert tree(in_tmp) == ["run.yaml"]
+
+
+def test_a_folder_given_as_a_yaml_file_is_named_as_a_folder(in_tmp, capsys):
+    (in_tmp / "configs").mkdir()
+    one_line_error(capsys, ["train", "--config", in_tmp / "configs"], "configs is a folder")
+
+
+def test_runs_listing_of_a_root_that_is_not_a_folder(in_tmp, capsys):
+    # a typo in --root read as "no runs under ..." with exit 0
+    one_line_error(capsys, ["runs", "--root", in_tmp / "runz"], "--root", "runz does not exist")
+    (in_tmp / "notes.txt").write_text("x")
+    one_line_error(capsys, ["runs", "--root", in_tmp / "notes.txt"], "notes.txt is a file, not a folder")
+    (in_tmp / "runs").mkdir()  # an existing, empty folder is not an error
+    assert main(["runs", "--root", str(in_tmp / "runs")]) == 0
+    assert "no runs under" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- run / sweep
 
 @pytest.mark.parametrize("content,needle", [

@@ -1,6 +1,9 @@
 """`workbench runs`: the runs in the store with their final metrics."""
 from __future__ import annotations
 
+from pathlib import Path
+
+from ..errors import WorkbenchError
 from ..runs import list_runs, runs_root
 from ..runs.store import iter_final_metrics
 
@@ -16,6 +19,9 @@ def _fmt(v):
 
 
 def run(args) -> int:
+    if args.root is not None and not Path(args.root).is_dir():  # a typo must not read as "no runs yet"
+        what = "is a file, not a folder" if Path(args.root).exists() else "does not exist"
+        raise WorkbenchError(f"--root {args.root} {what}")
     rows = list(iter_final_metrics(list_runs(args.root)))
     if not rows:
         print(f"no runs under {args.root or runs_root()}")
