@@ -53,6 +53,23 @@ def test_build_bad_input_is_one_line_exit_2(tmp_path):
         assert rc == 2 and err.count("\n") == 1 and "error:" in err, (argv, err)
 
 
+def test_build_never_overwrites_a_students_work_unasked(tmp_path):
+    out = tmp_path / "release"
+    assert _cli("build", "--out", out, UNITS[1])[0] == 0
+    assert _cli("build", "--out", out, UNITS[1])[0] == 0  # the same release again: harmless
+    work = out / UNITS[1].name
+    nb = nbformat.read(work, as_version=4)
+    nb.cells[-1].source += "\n# the student's answer"
+    nbformat.write(nb, work)
+    edited = work.read_text()
+    rc, out_text, err = _cli("build", "--out", out, UNITS[1])
+    assert rc == 2 and err.count("\n") == 1 and UNITS[1].name in err and "--force" in err, err
+    assert work.read_text() == edited  # kept, byte for byte
+    rc, _, _ = _cli("build", "--out", out, UNITS[1], "--force")
+    assert rc == 0 and "the student's answer" not in work.read_text()
+    assert sorted(p.name for p in out.iterdir()) == [UNITS[1].name]  # no temporary file left
+
+
 def _code(nb):
     return [c for c in nb.cells if c.cell_type == "code"]
 

@@ -17,6 +17,8 @@ def add_parser(sub):
     b.add_argument("--out", required=True, metavar="DIR", help="folder for the student notebooks")
     b.add_argument("--source", metavar="DIR", help="course folder (default: notebooks/course/)")
     b.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="only these units (default: all)")
+    b.add_argument("--force", action="store_true",
+                   help="replace notebooks in --out that differ from this release (default: refuse)")
     b.set_defaults(func=run_build)
     c = csub.add_parser("check", help="grade one submitted course notebook: score per exercise and total")
     c.add_argument("notebook", metavar="STUDENT_NOTEBOOK")
@@ -37,7 +39,7 @@ def add_parser(sub):
 def run_build(args) -> int:
     from ..course import build_release
 
-    written = build_release(args.out, source=args.source, notebooks=args.notebooks or None)
+    written = build_release(args.out, source=args.source, notebooks=args.notebooks or None, force=args.force)
     for path in written:
         print(f"released {path}")
     print(f"{len(written)} notebooks in {args.out}: hand out this folder; grade with `workbench course check`")

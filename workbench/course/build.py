@@ -83,23 +83,31 @@ def refresh_outputs(path: str | Path, profile: str = "ci", timeout: float | None
 
 
 def build_release(out: str | Path, source: str | Path | None = None,
-                  notebooks: list[str | Path] | None = None) -> list[Path]:
-    """Write the student release of every course unit (or of `notebooks`) to `out`."""
+                  notebooks: list[str | Path] | None = None, force: bool = False) -> list[Path]:
+    """Write the student release of every course unit (or of `notebooks`) to `out`. A notebook
+    already in `out` that differs from its release (a student's work, an older release) is
+    replaced only with `force`; an identical one is rewritten (building twice is harmless)."""
     import nbformat
+
+    from ..notebooks import _write_atomic
 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise WorkbenchError(f"--out {out} is a file")
     paths = [Path(p) for p in notebooks] if notebooks else course_notebooks(source)
     loaded = [read_course_notebook(p) for p in paths]  # every input checked before writing
+    texts = {out / path.name: nbformat.writes(release_notebook(nb)) for path, nb in loaded}
+    changed = [t.name for t, text in texts.items() if t.exists() and t.read_text(errors="replace") != text]
+    if changed and not force:
+        raise WorkbenchError(f"--out {out} already holds {', '.join(changed)}, different from this release "
+                             f"(a student's work?); pick another folder, or pass --force to replace them")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise WorkbenchError(f"cannot create {out} ({e.strerror or e})") from None
     written = []
-    for path, nb in loaded:
-        target = out / path.name
-        nbformat.write(release_notebook(nb), str(target))
+    for target, text in texts.items():
+        _write_atomic(target, text)
         written.append(target)
     data = Path(paths[0]).parent / "data"
     if data.is_dir():  # files the units read, if any
