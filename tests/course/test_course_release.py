@@ -70,6 +70,16 @@ def test_build_never_overwrites_a_students_work_unasked(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [UNITS[1].name]  # no temporary file left
 
 
+@pytest.mark.parametrize("flag", ["--out", "--json"])
+def test_grading_never_writes_over_the_submission(tmp_path, flag):
+    sub = tmp_path / "submission.ipynb"
+    sub.write_text(UNITS[0].read_text())
+    before = sub.read_text()
+    rc, _, err = _cli("check", sub, "--no-execute", flag, tmp_path / "." / "submission.ipynb")
+    assert rc == 2 and err.count("\n") == 1 and "is the submission itself" in err, err
+    assert sub.read_text() == before
+
+
 def _code(nb):
     return [c for c in nb.cells if c.cell_type == "code"]
 
