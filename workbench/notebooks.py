@@ -131,6 +131,9 @@ def execute(notebook: str | Path, out_dir: str | Path, parameters: dict[str, Any
     if parameters:
         check_declared(notebook, parameters, declared)
     out_dir = Path(out_dir)
+    if (out_dir / notebook.name).resolve() == notebook.resolve():  # the executed copy would replace the source
+        raise WorkbenchError(f"the output folder {out_dir} holds the notebook itself ({notebook.name}); "
+                             f"name another folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -376,6 +376,19 @@ def test_run_output_under_a_file(in_tmp, capsys):
     assert blocker.read_text() == "x"
 
 
+def test_run_output_folder_holding_the_notebook_keeps_the_source(in_tmp, capsys):
+    # `-o` naming the notebook's own folder wrote the executed copy over the source notebook
+    from workbench.sweeps import TEMPLATES_DIR
+
+    nb = in_tmp / "nbs" / "train_run.ipynb"
+    nb.parent.mkdir()
+    nb.write_bytes((TEMPLATES_DIR / "train_run.ipynb").read_bytes())
+    before = nb.read_bytes()
+    one_line_error(capsys, ["run", nb, "-o", in_tmp / "nbs" / ".." / "nbs", "-p", "model", "tiny-llama"],
+                   "holds the notebook itself")
+    assert nb.read_bytes() == before and tree(in_tmp) == ["nbs", "nbs/train_run.ipynb"]
+
+
 @pytest.mark.parametrize("workers", ["-1", "0"])
 def test_sweep_refuses_nonpositive_workers(in_tmp, capsys, workers):
     sweep = in_tmp / "sweep.yaml"
