@@ -11,8 +11,9 @@ from ..errors import WorkbenchError
 Messages = list[dict]
 
 def normalise_prompts(prompts, *, max_prompts: int | None = None) -> list[Messages]:
-    """str | list[str] | list[messages] | dataset name | .txt/.jsonl file → list of
-    chat-message lists (the user turn(s) only)."""
+    """str | list[str] | list[messages] | dataset name | file → list of chat-message lists (the
+    user turn(s) only). Files: .txt/.md (a prompt a line), .json (a list), or a .jsonl/.csv/.parquet
+    table of prompts only (all rows); a table with answers is a dataset (its eval split)."""
     if isinstance(prompts, (str, Path)):
         prompts = _load_named(str(prompts), max_prompts)
     out: list[Messages] = []
@@ -48,6 +49,10 @@ def _load_named(source: str, max_prompts: int | None) -> list:
         if bad is not None:
             raise WorkbenchError(f"prompts {source} item {bad}: an object without a 'prompt' key")
         return [d["prompt"] if isinstance(d, dict) else d for d in data]
+    if path.is_file() and path.suffix.lower() in (".jsonl", ".csv", ".parquet"):
+        rows = _prompt_rows(path)
+        if rows is not None:
+            return rows
     try:
         from ..data import load
     except ImportError as e:
@@ -57,6 +62,34 @@ def _load_named(source: str, max_prompts: int | None) -> list:
     if "prompt" not in ds.column_names:
         raise WorkbenchError(f"dataset {source!r} has no 'prompt' column")
     return list(ds["prompt"])
+
+
+def _prompt_rows(path: Path) -> list | None:
+    """Every row of a local table that holds prompts only — a `prompt` column without answers,
+    or conversations ending on a user turn — as a prompt. None for a training dataset (rows with
+    answers), whose eval split is used like a named dataset's: the prompts tuning did not see."""
+    from ..data.formats import RowProblem, _conversation, detect
+    from ..data.readers import read_path
+
+    rows = read_path(path).rows
+    if not rows or not all(isinstance(r, dict) for r in rows):
+        return None
+    prompts = []
+    for i, row in enumerate(rows, 1):
+        fmt = detect(row)
+        field = "prompt" if fmt is None and row.get("prompt") is not None else (
+            next((k for k in ("messages", "conversations") if row.get(k) is not None), None)
+            if fmt == "messages" else None)
+        if field is None:
+            return None  # a row with answers (or no prompt at all): a dataset, not a prompts file
+        try:
+            msgs = _conversation(field, row[field], "user")
+        except RowProblem as e:
+            raise WorkbenchError(f"prompts {path} row {i}: {e}") from None
+        if msgs[-1]["role"] == "assistant":
+            return None  # a conversation with its answer: training data
+        prompts.append(msgs)
+    return prompts
 
 
 def _read_text(path: Path) -> str:

@@ -24,9 +24,13 @@ def _check_parent(path: Path, flag: str) -> None:
         raise WorkbenchError(f"{flag} {path}: cannot write in {anchor} (permission denied)")
 
 
-def check_output_file(path: str | Path, flag: str) -> Path:
-    """A file we will write: not an existing folder, its folder creatable and writable."""
+def check_output_file(path: str | Path, flag: str, inputs: tuple = ()) -> Path:
+    """A file we will write: not an existing folder, not one of the command's `inputs` (files
+    it reads: writing the result over them loses the data), its folder creatable and writable."""
     path = Path(path).expanduser()
+    for src in inputs:
+        if src is not None and Path(src).expanduser().is_file() and Path(src).expanduser().resolve() == path.resolve():
+            raise WorkbenchError(f"{flag} {path} is the input {src} itself; name another file")
     if path.is_dir():
         raise WorkbenchError(f"{flag} {path} is a folder; name a file to write")
     if path.exists() and not path.is_file():

@@ -23,7 +23,8 @@ def add_parser(sub):
     p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                    help="strategy knob, e.g. --set n=4 --set reward=length (YAML values)")
     p.add_argument("--config", help="YAML file of strategy knobs (--set wins)")
-    p.add_argument("--prompts", help='dataset name (eval split), .txt (one prompt a line) / .json file, or "text"')
+    p.add_argument("--prompts", help='dataset name (eval split), .txt (one prompt a line) / .json / '
+                                     'prompts-only .jsonl file, or "text"')
     p.add_argument("--max-prompts", type=int, default=None, help="use at most this many prompts")
     p.add_argument("--batch-size", type=int, default=8, help="prompts decoded together when not streaming")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
@@ -117,7 +118,7 @@ def run(args) -> int:
     get_strategy(args.strategy)
     knobs = strategy_knobs(args)
     strategy_config(args.strategy, knobs)                 # bad knobs: one line, nothing loaded
-    out = check_output_file(args.out, "--out") if args.out else None
+    out = check_output_file(args.out, "--out", (args.prompts,)) if args.out else None
     msgs, columns = resolve_prompts(args.prompts, args.max_prompts)
     decoder = Decoder(args.model, args.strategy, knobs, precision=args.precision)
     stream = args.stream == "yes" or (args.stream == "auto" and (len(msgs) == 1 or sys.stdout.isatty()))

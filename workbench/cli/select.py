@@ -85,7 +85,7 @@ def run(args) -> int:
             raise WorkbenchError(f"--{flag} is required (or use --list)")
     if args.k is None and args.fraction is None:
         raise WorkbenchError("give --k N or --fraction F")
-    out = check_output_file(args.out, "--out")  # before any work: a bad --out costs nothing
+    out = check_output_file(args.out, "--out", (args.dataset,))  # before any work: a bad --out costs nothing
     from ..selection import select
     from ..selection.text import load_source
 

@@ -17,8 +17,8 @@ def add_parser(sub):
                    help="tuned model: run directory, model name/dir, or urial:<model> "
                         "(the model with an in-context alignment prompt)")
     p.add_argument("--prompts", required=True,
-                   help="dataset name (eval split, 'prompt' column), .txt file (one prompt a line) "
-                        "or .json list")
+                   help="dataset name or a table with answers (its eval split's 'prompt' column), .txt "
+                        "file (one prompt a line), .json list, or a .jsonl/.csv/.parquet of prompts only")
     p.add_argument("--max-prompts", type=int, default=32, help="analyse at most this many prompts (default 32)")
     p.add_argument("--max-new-tokens", type=int, default=64, help="tokens decoded per prompt (default 64)")
     p.add_argument("--batch-size", type=int, default=16,
@@ -46,10 +46,11 @@ def run(args) -> int:
     if args.top_k < 1:
         raise WorkbenchError(f"--top-k must be ≥ 1, got {args.top_k}")
     # Output paths first: a bad --out must not cost the whole analysis.
-    out = check_output_file(args.out, "--out")
-    json_path = check_output_file(args.json, "--json") if args.json else out.with_suffix(".json")
+    inputs = (args.prompts,)  # a prompts file must not be written over (e.g. prompts.json beside --out prompts.html)
+    out = check_output_file(args.out, "--out", inputs)
+    json_path = check_output_file(args.json, "--json", inputs) if args.json else out.with_suffix(".json")
     if not args.json:
-        check_output_file(json_path, "--json (default, beside --out)")
+        check_output_file(json_path, "--json (default, beside --out)", inputs)
     result = token_shift(args.base, args.tuned, args.prompts, max_prompts=args.max_prompts,
                          max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                          top_k=args.top_k, greedy=not args.sample, precision=args.precision)
