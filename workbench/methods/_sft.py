@@ -3,11 +3,13 @@ SFTConfig from the run's shared knobs, trainer construction, and the reference m
 for the variants that need one (Anchored SFT, DFT with KL tracking)."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from trl import SFTConfig
 
-from ._preference import frozen_copy, trains_adapter
+from ..errors import WorkbenchError
+from ._preference import TruncationWarning, frozen_copy, trains_adapter
 from .base import MethodArgs, length_grouping, sampling_strategy
 
 
@@ -35,3 +37,25 @@ def frozen_reference(ctx):
     if trains_adapter(ctx):
         return None
     return frozen_copy(ctx.model)
+
+
+def check_completion_room(config, method_config, tokenizer, train_dataset) -> None:
+    """MethodSpec.check_data of the SFT variants, before the run directory exists: with the loss
+    on completions only, TRL truncates each row to `max_length` tokens (keep-start) and silently
+    drops the rows left with no completion token — a prompt that fills `max_length` by itself.
+    Some: a one-line TruncationWarning with the count; all: WorkbenchError (TRL's sampler would
+    otherwise fail on an empty dataset with a traceback)."""
+    from ..training.samples import prompt_token_ids
+
+    if not getattr(method_config, "completion_only_loss", True) or not config.max_length:
+        return
+    lengths = [len(prompt_token_ids(tokenizer, row["prompt"])) for row in train_dataset]
+    dropped = sum(n >= config.max_length for n in lengths)
+    if not dropped:
+        return
+    text = (f"{dropped} of {len(lengths)} training rows have a prompt of max_length={config.max_length} tokens "
+            f"or more, so no completion token is left to train on (TRL drops them); the longest prompt has "
+            f"{max(lengths)} tokens: raise max_length above it")
+    if dropped == len(lengths):
+        raise WorkbenchError(f"method {config.method!r}: all {text}")
+    warnings.warn(text, TruncationWarning, stacklevel=2)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ._preference import adapter_reference
-from ._sft import CommonSFTArgs, frozen_reference, make_trainer, sft_args
+from ._sft import CommonSFTArgs, check_completion_room, frozen_reference, make_trainer, sft_args
 from .base import MethodSpec, at_least, register
 from .losses import sft as losses
 from .trainers.logit_sft import LogitSFTTrainer
@@ -74,4 +74,4 @@ def build_anchored_trainer(ctx):
 register(MethodSpec(
     name="anchored-sft", config_cls=AnchoredSFTArgs, data_format="prompt_completion",
     summary="Anchored SFT: DFT + λ·KL to the frozen starting model (logs kl_to_ref)",
-    build_trainer=build_anchored_trainer, family="sft"))
+    build_trainer=build_anchored_trainer, family="sft", check_data=check_completion_room))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from trl import SFTTrainer
 
-from ._sft import CommonSFTArgs, frozen_reference, make_trainer, sft_args
+from ._sft import CommonSFTArgs, check_completion_room, frozen_reference, make_trainer, sft_args
 from .anchored_sft import KL_DIRECTIONS, AnchoredSFTTrainer
 from .base import MethodSpec, register
 
@@ -35,4 +35,4 @@ def build_dft_trainer(ctx):
 register(MethodSpec(
     name="dft", config_cls=DFTArgs, data_format="prompt_completion",
     summary="Dynamic Fine-Tuning: token loss weighted by its detached probability (TRL loss_type=dft)",
-    build_trainer=build_dft_trainer, family="sft"))
+    build_trainer=build_dft_trainer, family="sft", check_data=check_completion_room))

@@ -17,7 +17,7 @@ from trl import SFTTrainer
 
 from ..errors import WorkbenchError
 from ..peft_menu import transformer_blocks
-from ._sft import CommonSFTArgs, make_trainer, sft_args
+from ._sft import CommonSFTArgs, check_completion_room, make_trainer, sft_args
 from .base import MethodSpec, at_least, register
 
 
@@ -165,5 +165,5 @@ def build_hft_trainer(ctx):
 register(MethodSpec(
     name="hft", config_cls=HFTArgs, data_format="prompt_completion",
     summary="Half Fine-Tuning: half the weight matrices frozen per stage (2 of 4 attention per block, half the FFN)",
-    build_trainer=build_hft_trainer, family="sft",
+    build_trainer=build_hft_trainer, family="sft", check_data=check_completion_room,
     peft_ok=lambda peft: peft == "full"))

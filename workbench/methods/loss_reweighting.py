@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ._sft import CommonSFTArgs, make_trainer, sft_args
+from ._sft import CommonSFTArgs, check_completion_room, make_trainer, sft_args
 from .base import MethodSpec, positive, register
 from .losses import sft as losses
 from .trainers.logit_sft import LogitSFTTrainer
@@ -51,4 +51,4 @@ def build_reweighting_trainer(ctx):
 register(MethodSpec(
     name="loss-reweighting", config_cls=LossReweightingArgs, data_format="prompt_completion",
     summary="per-sample loss reweighting: weights softmax(loss/τ) within each batch (inference)",
-    build_trainer=build_reweighting_trainer, family="sft"))
+    build_trainer=build_reweighting_trainer, family="sft", check_data=check_completion_room))

@@ -10,7 +10,7 @@ import torch
 from trl import SFTTrainer
 
 from ..errors import WorkbenchError
-from ._sft import CommonSFTArgs, make_trainer, sft_args
+from ._sft import CommonSFTArgs, check_completion_room, make_trainer, sft_args
 from .base import MethodSpec, register
 
 
@@ -88,4 +88,4 @@ def build_masked_thought_trainer(ctx):
 register(MethodSpec(
     name="masked-thought", config_cls=MaskedThoughtArgs, data_format="prompt_completion",
     summary="Masked Thought: randomly mask response input tokens, labels unchanged (logs masked_fraction)",
-    build_trainer=build_masked_thought_trainer, family="sft", check=check_mask_token))
+    build_trainer=build_masked_thought_trainer, family="sft", check_data=check_completion_room, check=check_mask_token))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from trl import SFTTrainer
 
-from ._sft import CommonSFTArgs, sft_args
+from ._sft import CommonSFTArgs, check_completion_room, sft_args
 from .base import MethodSpec, register
 
 
@@ -27,4 +27,4 @@ def build_sft_trainer(ctx):
 register(MethodSpec(
     name="sft", config_cls=SFTArgs, data_format="prompt_completion",
     summary="supervised fine-tuning: cross-entropy on response tokens (TRL SFTTrainer)",
-    build_trainer=build_sft_trainer, family="sft"))
+    build_trainer=build_sft_trainer, family="sft", check_data=check_completion_room))
