@@ -122,6 +122,11 @@ class TrainConfig:
                      "logging_steps", "eval_steps", "save_steps"):
             _check_int(name, getattr(self, name), 1)
         _check_int("eval_tasks_limit", self.eval_tasks_limit, 1)
+        _check_int("seed", self.seed, 0)
+        if self.seed >= 2**32:  # numpy's limit, which transformers' set_seed reaches
+            raise WorkbenchError(f"seed must be below 2**32, got {self.seed}")
+        if not isinstance(self.dataset, str) or not self.dataset.strip():
+            raise WorkbenchError(f"dataset must be a built-in name, a file or a hub id, got {self.dataset!r}")
         if not isinstance(self.eval_tasks, str):
             raise WorkbenchError(f"eval_tasks must be comma-separated task names, got {self.eval_tasks!r}")
         for name in ("sample_prompts", "sample_max_new_tokens"):

@@ -88,6 +88,11 @@ BAD_VALUES = [
     ("device", "tpu", "device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
     ("device", "cuda", "device 'cuda' is not available"),
     ("device", "cuda:1", "device 'cuda:1' is not available"),
+    # a negative seed was a ValueError traceback from numpy after the run directory existed
+    ("seed", -5, "seed must be an integer >= 0, got -5"),
+    ("seed", 2**32, "seed must be below 2**32"),
+    ("dataset", ["instructions"], "dataset must be a built-in name, a file or a hub id"),
+    ("dataset", "", "dataset must be a built-in name, a file or a hub id, got ''"),
 ]
 
 
