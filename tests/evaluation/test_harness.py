@@ -20,19 +20,23 @@ def _check_scores(result, model, n):
     assert {"acc", "acc_norm"} <= set(t[t.task == "wb_preferences"].metric)
 
 
-def test_tiny_llama_two_builtin_tasks(monkeypatch):
+def test_tiny_llama_two_builtin_tasks(monkeypatch, tmp_path, capfd):
     import torch.utils.collect_env
     from lm_eval import evaluator
 
     import workbench
 
     # simple_evaluate's environment report (11 subprocesses a call) is not collected, and the
-    # harness's own add_env_info is back in place afterwards.
+    # harness's own add_env_info is back in place afterwards. Nor does it run `git describe`,
+    # which outside a git repository printed "fatal: not a git repository" on the terminal.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # no repository above either
     reports = []
     monkeypatch.setattr(torch.utils.collect_env, "get_pretty_env_info", lambda: reports.append(1) or "report")
-    real = evaluator.add_env_info
+    real, real_git = evaluator.add_env_info, evaluator.get_git_commit_hash
     result = workbench.evaluate("tiny-llama", ["wb_arithmetic", "wb_preferences"], limit=3, write=False)
-    assert reports == [] and evaluator.add_env_info is real
+    assert reports == [] and evaluator.add_env_info is real and evaluator.get_git_commit_hash is real_git
+    assert "not a git repository" not in capfd.readouterr().err
     _check_scores(result, "tiny-llama", 3)
     s = result.scores[0]
     assert s.versions["lm_eval"].startswith("0.4") and s.versions["task"] == 1.0

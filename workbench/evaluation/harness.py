@@ -55,14 +55,19 @@ def _no_env_report(storage: dict) -> None:
     storage["pretty_env_info"] = "not collected by the workbench (see workbench/evaluation/harness.py)"
 
 
+@contextlib.contextmanager
 def _without_env_report():
     """simple_evaluate ends by adding torch's collect_env report to its results: 11 subprocesses
     (pip list, nvidia-smi, …), 0.6–0.75 s and ~0.65 s of CPU per call, measured, i.e. per task
-    and per in-training evaluation. Nothing of it is kept (results.py records the package
-    versions itself), so the call gets a stand-in."""
+    and per in-training evaluation. It also runs `git describe` in the working directory, which
+    outside a git repository prints "fatal: not a git repository" to the user's terminal.
+    Nothing of either is kept (results.py records the package versions itself), so the call
+    gets stand-ins."""
     from lm_eval import evaluator
 
-    return _swapped(evaluator, "add_env_info", lambda real: _no_env_report)
+    with _swapped(evaluator, "add_env_info", lambda real: _no_env_report), \
+            _swapped(evaluator, "get_git_commit_hash", lambda real: lambda: None):
+        yield
 
 
 def task_manager(with_hub: bool):
