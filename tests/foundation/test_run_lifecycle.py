@@ -161,6 +161,36 @@ def test_a_write_failing_mid_run_marks_it_failed_with_the_reason(tmp_path, capsy
     assert train(TrainConfig(**FAST, max_steps=6, run_dir=str(run)), resume=True).status == "completed"
 
 
+def test_a_really_full_disk_is_one_line_and_the_run_is_marked_failed(tmp_path):
+    """A real full disk: a 4 MB tmpfs in a private mount namespace, a full fine-tuning run whose
+    first checkpoint (~40 MB) cannot fit. safetensors raised its own error type there, which
+    reached the user as a traceback."""
+    import subprocess
+    import sys
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    workbench = Path(sys.executable).with_name("workbench")
+    script = ('mount -t tmpfs -o size=4M tmpfs "$1" || exit 99; "$2" train --model tiny-llama --dataset instructions '
+              '--peft full --max-length 128 --batch-size 2 --eval-rows 0 --sample-prompts 0 --max-steps 2 '
+              '--save-steps 1 --quiet --run-dir "$1/run"; echo "rc=$?"; cat "$1/run/summary.json"')
+    try:
+        done = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh",
+                               str(disk), str(workbench)], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"})
+    except FileNotFoundError:
+        pytest.skip("no unshare(1) here to mount a small file system")
+    if done.returncode == 99 or "rc=" not in done.stdout:
+        pytest.skip(f"cannot mount a tmpfs in a user namespace here: {done.stderr.strip()[-200:]}")
+    rc, summary = done.stdout.split("\n", 1)
+    errors = [ln for ln in done.stderr.splitlines() if "error" in ln.lower() or "Traceback" in ln]
+    assert rc == "rc=1" and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert len(errors) == 1 and "no space left on device while writing" in errors[0] and "/run" in errors[0]
+    assert "--resume --run-dir" in errors[0]
+    summary = json.loads(summary)
+    assert summary["status"] == "failed" and "No space left on device" in summary["reason"]
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda p: p.write_text("not a dir"), "is a file, not a directory"),
     (lambda p: (p.parent / "blocker").write_text("x"), "cannot create run directory"),

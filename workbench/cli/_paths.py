@@ -59,3 +59,23 @@ def os_error_text(e: OSError) -> str:
     what = e.strerror or str(e) or type(e).__name__
     where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f)
     return f"{what}: {where}" if where else what
+
+
+# How a full disk surfaces from the writers we call: OSError (ENOSPC, EDQUOT), safetensors'
+# Rust error ("No space left on device (os error 28)"), torch.save ("file write failed").
+_DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded", "os error 28", "file write failed")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) is the disk running out of space."""
+    import errno
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(t in str(exc) for t in _DISK_FULL_TEXT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -50,6 +50,14 @@ def main(argv=None) -> int:
 
         print(f"workbench {args.command}: error: {os_error_text(e)}", file=sys.stderr)
         return 2
+    except Exception as e:  # a full disk met inside a library's writer (safetensors, torch.save): one line
+        from ._paths import disk_full
+
+        if not disk_full(e):
+            raise
+        print(f"workbench {args.command}: error: no space left on device ({type(e).__name__}: "
+              f"{str(e).splitlines()[0][:300]}); free some space and run it again", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"workbench {args.command}: interrupted", file=sys.stderr)
         return 130

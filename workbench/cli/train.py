@@ -123,10 +123,23 @@ def run(args) -> int:
     # One process: SIGTERM ends the run as Ctrl-C does (summary "interrupted", where to resume).
     # Data-parallel ranks keep the default: one rank raising mid-all-reduce would hang the others.
     stopping = contextlib.nullcontext() if is_distributed() else sigterm_as_interrupt()
+    if not cfg.run_dir:  # named now, so that a failure below can say where the run is
+        from ..runs import default_run_dir
+
+        cfg.run_dir = str(default_run_dir(cfg.method, cfg.model))
     try:
         with stopping:
             result = train(cfg, listeners=listeners, resume=args.resume)
-    except OSError as e:  # the disk, not the input: the run is marked failed with this reason
+    except Exception as e:  # the disk, not the input: the run is marked failed with this reason
+        from ._paths import disk_full
+
+        if disk_full(e):
+            print(f"workbench train: error: no space left on device while writing {cfg.run_dir}; the run is "
+                  f"marked failed: free some space, then `workbench train --resume --run-dir {cfg.run_dir}`",
+                  file=sys.stderr)
+            return 1
+        if not isinstance(e, OSError):
+            raise
         where = f"{e.filename}: " if e.filename else ""
         print(f"workbench train: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
