@@ -40,6 +40,62 @@ def test_2x2_grid_gives_four_notebooks_and_one_report(tmp_path, capsys):
     assert report.count("<td>full</td>") == 2 and report.count("<td>lora</td>") == 2
     assert "plotly" in report and "learning_rate=0.001,peft=full" in report  # overlaid curves legend
 
+    # The same sweep again into its folder keeps what completed: nothing is executed again (it once
+    # re-ran every notebook, each failing on its existing run, and replaced the report with failures).
+    stamps = {p: p.stat().st_mtime_ns for p in notebooks}
+    assert main(["sweep", sweep, "-o", str(out)]) == 0
+    assert "4/4 configurations succeeded" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in notebooks} == stamps
+    assert sorted(re.findall(r"<tr>\s*<td>(\d)</td>", (out / "report.html").read_text())) == ["0", "1", "2", "3"]
+    # Another sweep into the same folder (other shared parameters) is refused before anything runs.
+    other = _write(tmp_path, {"template": "train_run.ipynb", "workers": 2, "parameters": {**SHARED, "max_steps": 3},
+                              "grid": {"learning_rate": [1e-3, 1e-4], "peft": ["lora", "full"]}})
+    assert main(["sweep", other, "-o", str(out)]) == 2
+    assert "holds another sweep's configuration 0 (parameters differ: max_steps)" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in notebooks} == stamps
+
+
+def test_an_interrupted_sweep_resumes_its_run_where_it_stopped(tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) in the middle of a
+    configuration's run; the same sweep again resumes that run from its last checkpoint. The
+    interrupted sweep also exits at once, not after starting the configuration it had queued."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    sweep = _write(tmp_path, {"template": "train_run.ipynb", "workers": 1,
+                              "parameters": {**SHARED, "max_steps": 80, "eval_steps": 1000, "sample_prompts": 0},
+                              "list": [{"learning_rate": 1e-3}, {"learning_rate": 1e-4}]})
+    out = tmp_path / "out"
+    run = out / "000-learning_rate=0.001" / "run"
+    cmd = [str(Path(sys.executable).with_name("workbench")), "sweep", sweep, "-o", str(out)]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 240
+        while not (run / "checkpoints" / "checkpoint-20").is_dir():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        stopped = time.monotonic()
+        assert proc.wait(timeout=60) == 130
+        assert time.monotonic() - stopped < 20  # not after running the queued configuration
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not (out / "001-learning_rate=0.0001" / "run" / "summary.json").exists()
+    assert main(["sweep", sweep, "-o", str(out)]) == 0  # the same sweep again
+    summary = json.loads((run / "summary.json").read_text())
+    records = map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+    steps = [r["step"] for r in records if r["kind"] == "train"]
+    assert summary["status"] == "completed" and int(summary["resumed_from"].rsplit("-", 1)[1]) >= 20
+    assert steps == list(range(1, 81))  # one record per step: continued, not restarted
+    assert json.loads((out / "001-learning_rate=0.0001" / "run" / "summary.json").read_text())["status"] == "completed"
+
 
 def test_failing_configuration_is_reported_and_others_finish(tmp_path, capsys):
     sweep = _write(tmp_path, {"template": "train_run.ipynb", "parameters": {**SHARED, "max_steps": 1},

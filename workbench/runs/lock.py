@@ -15,8 +15,9 @@ LOCK = ".lock"
 
 
 class RunLock:
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, what: str = "run directory"):
         self.path = Path(run_dir) / LOCK
+        self.what = what  # how the message names the folder
         self._fd: int | None = None
 
     def acquire(self) -> "RunLock":
@@ -26,7 +27,7 @@ class RunLock:
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise WorkbenchError(f"run directory {self.path.parent} is in use by another process "
+            raise WorkbenchError(f"{self.what} {self.path.parent} is in use by another process "
                                  f"(pid {holder}); wait for it to finish or stop it first") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

@@ -19,6 +19,7 @@ See docs/sweeps.md.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import sys
@@ -180,26 +181,41 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int | None = None, 
     n_workers = workers or spec.workers or min(2, available_cores())
     out_dir = Path(out_dir)
     eng = open_engine(engine_name, n_workers, address)   # an unreachable cluster fails before anything is written
+    from ..runs.lock import RunLock
+
+    lock = RunLock(out_dir, what="sweep folder")
     try:
         eng.check([spec.resources_of(i) for i in range(len(spec.configs))] if spec.configs else [spec.resources])
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise WorkbenchError(f"cannot create the sweep folder {out_dir} ({e.strerror or e})") from None
+        lock.acquire()  # a second sweep into the same folder: one line
         # A tracker (parameters.tracker) keeps every configuration's runs in one place: the sweep folder.
         extra_env = {} if os.environ.get("TRACKIO_DIR") else {"TRACKIO_DIR": str((out_dir / "trackio").resolve())}
         if spec.search is not None:
             from .search import run_search
 
             return run_search(spec, out_dir, eng, n_workers, extra_env, progress)
+        from ..notebooks import notebook_parameters
+
         jobs = {}
-        for i, cfg in enumerate(spec.configs):
-            d = out_dir / _slug(i, cfg)
-            params = {**spec.parameters, **cfg}
+        results: list[SweepResult] = []
+        resumable = "resume" in notebook_parameters(spec.template)
+        folders = [(i, cfg, out_dir / _slug(i, cfg), {**spec.parameters, **cfg}) for i, cfg in enumerate(spec.configs)]
+        earlier = [_earlier_result(i, cfg, d, spec.template, params) for i, cfg, d, params in folders]  # all first
+        for (i, cfg, d, params), done_before in zip(folders, earlier):
+            if done_before is not None:  # completed by an earlier invocation of this sweep: kept as it is
+                results.append(done_before)
+                continue
+            if resumable and (d / "run" / "config.json").is_file():  # an interrupted run goes on from its checkpoint
+                params["resume"] = True
             fut = eng.submit(str(spec.template), str(d), params, spec.timeout, spec.resources_of(i), extra_env)
             jobs[fut] = (i, cfg, d)
-        results: list[SweepResult] = []
-        bar = tqdm(total=len(jobs), desc=f"sweep ({engine_name})", unit="config", disable=not progress)
+        if results and progress:
+            print(f"{len(results)} of {len(spec.configs)} configurations completed earlier in {out_dir}: kept",
+                  file=sys.stderr)
+        bar = tqdm(total=len(jobs), desc=f"sweep ({engine_name})", unit="config", disable=not (progress and jobs))
         pending = dict(jobs)
         while pending:
             done = [f for f in pending if f.done()]
@@ -218,9 +234,45 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int | None = None, 
         return sorted(results, key=lambda r: r.index)
     finally:
         eng.close(cancel=sys.exc_info()[0] is not None)  # Ctrl-C / an error: drop what has not started
+        lock.release()
 
 
 POLL_S = 0.25
+# Parameters the sweep sets per folder, not part of what a configuration is.
+_PER_FOLDER = ("run_dir", "resume")
+
+
+def _earlier_result(index: int, cfg: dict, folder: Path, template: Path, params: dict) -> SweepResult | None:
+    """A configuration's folder from an earlier invocation of the sweep into the same output:
+    its result if the run completed (nothing is executed again, so the notebook and run stay as
+    they are), else None (it runs, resuming the run where the template can). A folder holding
+    another configuration (other parameters) is one line: re-executing would overwrite it."""
+    from ..runs import open_run
+
+    nb = folder / template.name
+    if not nb.is_file():
+        return None
+    try:
+        stored = json.loads(nb.read_text(encoding="utf-8"))["metadata"]["papermill"]["parameters"]
+    except (OSError, ValueError, KeyError, TypeError):
+        stored = None
+    if stored is not None:
+        mine = {k: v for k, v in json.loads(json.dumps(params, default=str)).items() if k not in _PER_FOLDER}
+        theirs = {k: v for k, v in stored.items() if k not in _PER_FOLDER}
+        if mine != theirs:
+            differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+            raise WorkbenchError(f"{folder} holds another sweep's configuration {index} (parameters differ: "
+                                 f"{', '.join(differ)}); pick another -o/--output folder")
+    run = folder / "run"
+    if not (run / "config.json").is_file():
+        return None
+    try:
+        summary = open_run(run).summary
+    except WorkbenchError:
+        return None
+    if summary.get("status") != "completed":
+        return None
+    return SweepResult(index, label_of(cfg), cfg, folder, nb, run, float(summary.get("runtime_s") or 0.0), None)
 
 
 def result_of(fut) -> tuple:

@@ -75,7 +75,20 @@ class LocalEngine:
         return self._pool.submit(run_one, template, out_dir, params, timeout, {**self.env, **extra_env})
 
     def close(self, cancel: bool = False) -> None:
-        self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
+        if not cancel:
+            self._pool.shutdown(wait=True)
+            return
+        # Ctrl-C / an error: the pool has already handed each worker its next configuration
+        # (cancel_futures cannot take those back), and a worker whose notebook was interrupted
+        # would start it, so the sweep would sit out a whole new configuration before exiting.
+        # The workers go instead; their kernels follow their parent out (ipykernel's parent
+        # poller), and an interrupted run resumes when the sweep is run again.
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join(timeout=10)
 
 
 def visible_gpus() -> list[str]:
