@@ -110,6 +110,22 @@ def test_failing_configuration_is_reported_and_others_finish(tmp_path, capsys):
     assert "failed" in report and "unknown PEFT type" in report
 
 
+def test_a_second_sweep_into_a_folder_in_use_is_refused(tmp_path, capsys):
+    from workbench.runs.lock import RunLock
+
+    sweep = _write(tmp_path, {"template": "train_run.ipynb", "parameters": SHARED, "list": [{"peft": "lora"}]})
+    out = tmp_path / "out"
+    out.mkdir()
+    held = RunLock(out, what="sweep folder").acquire()  # as a running sweep holds it
+    try:
+        assert main(["sweep", sweep, "-o", str(out)]) == 2
+    finally:
+        held.release()
+    err = capsys.readouterr().err
+    assert "sweep folder" in err and "is in use by another process" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+
+
 def test_bad_sweep_files_are_one_clear_error(tmp_path):
     with pytest.raises(UnknownNameError, match="sweep key .* 'gird'"):
         load_sweep(_write(tmp_path, {"template": "train_run.ipynb", "gird": {}}))
