@@ -7,12 +7,14 @@ the other benchmarks report. This measures, in one process:
 - the read bandwidth (summing a 256 MiB tensor, best of 5), copy bandwidth and the bf16
   matmul peak (`bench_vs_trl.matmul_peak`), so the step's floor is max(FLOPs ÷ peak,
   weight bytes ÷ read bandwidth);
-- the probe's decode: the decoding copy (linears stored in bf16, bf16 autocast) of
-  smollm2-135m-instruct, 16 `instructions` prompts, 64 new tokens, greedy (what
-  `workbench shift --precision bf16` generates with);
-- one profiled stretch of 16 decode steps: the matmuls' share of the step (torch.profiler).
+- the probe's decode: the decoding copy of smollm2-135m-instruct (`--precision bf16`: linears
+  stored in bf16, bf16 autocast, what `workbench shift --precision bf16` generates with;
+  `fp32`: fp32 linears on MKL-packed weights, the default where the CPU has no native bf16),
+  16 `instructions` prompts, 64 new tokens, greedy;
+- one profiled stretch of 16 decode steps: the matmuls' share of the step (torch.profiler;
+  `aten::mm` plus MKL's packed linears).
 
-    python benchmarks/bench_decode_roofline.py [--threads 2] [--json out.json]
+    python benchmarks/bench_decode_roofline.py [--threads 2] [--precision bf16|fp32] [--json out.json]
 
 Run it on a quiet machine; read the fractions, not the absolute times.
 """
@@ -47,6 +49,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--prompts", type=int, default=16)
     p.add_argument("--new-tokens", type=int, default=64)
+    p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -60,9 +63,10 @@ def main() -> None:
     from workbench.models.decoding import decoding_copy
 
     bw = bandwidth()
-    peak = matmul_peak(args.threads)["bf16"]
+    bf16 = args.precision == "bf16"
+    peak = matmul_peak(args.threads)[args.precision]
     model, tok = load_model("smollm2-135m-instruct", device="cpu")
-    dec = decoding_copy(model.eval(), merge=False, bf16=True)
+    dec = decoding_copy(model.eval(), merge=False, bf16=bf16)
     rows = load("instructions", split="eval", max_rows=args.prompts)
     ids = [tok.apply_chat_template(r["messages"][:1], add_generation_prompt=True) for r in rows]
     ids = [x if isinstance(x, list) else x["input_ids"] for x in ids]
@@ -71,7 +75,7 @@ def main() -> None:
                        if isinstance(m, torch.nn.Linear))
 
     def generate(n: int) -> float:
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             t = time.perf_counter()
             dec.generate(input_ids=inp, attention_mask=mask, max_new_tokens=n, min_new_tokens=n, do_sample=False,
                          pad_token_id=tok.pad_token_id, temperature=None, top_p=None, top_k=None,
@@ -86,13 +90,14 @@ def main() -> None:
         generate(17)
     events = {e.key: e for e in prof.key_averages()}
     all_self = sum(e.self_cpu_time_total for e in events.values())
-    mm = events["aten::mm"].self_cpu_time_total if "aten::mm" in events else 0.0
+    mm = sum(events[k].self_cpu_time_total for k in ("aten::mm", "mkl::_mkl_linear", "mkldnn::_linear_pointwise")
+             if k in events)
     mm_share = mm / all_self if all_self else float("nan")
-    step_flops = 2 * len(ids) * weight_bytes / 2  # bf16 weights: 2 bytes per parameter
+    step_flops = 2 * len(ids) * weight_bytes / (2 if bf16 else 4)  # bytes per parameter
     floor = max(step_flops / peak, weight_bytes / (bw["read_GBps"] * 1e9))
     out = {
-        "threads": args.threads, "batch": len(ids), "new_tokens": args.new_tokens, **bw,
-        "bf16_peak_GFLOPs": peak / 1e9, "ridge_flop_per_byte": peak / (bw["read_GBps"] * 1e9),
+        "threads": args.threads, "precision": args.precision, "batch": len(ids), "new_tokens": args.new_tokens,
+        **bw, f"{args.precision}_peak_GFLOPs": peak / 1e9, "ridge_flop_per_byte": peak / (bw["read_GBps"] * 1e9),
         "step_GFLOP": step_flops / 1e9, "roofline_step_ms": floor * 1e3,
         "linear_weight_MB": weight_bytes / 1e6, "prefill_s": prefill, "decode_total_s": total,
         "decode_step_ms": step * 1e3, "tokens_per_s": len(ids) / step,
