@@ -87,10 +87,21 @@ def plan(config: TrainConfig) -> Plan:
     device = pick_device(cfg.device)
     eval_tasks = _eval_tasks(cfg, spec)
     train_ds, eval_ds, selection = _load_data(cfg, spec.data_format)
-    if spec.check_data is not None:
-        spec.check_data(cfg, method_cfg, load_tokenizer(cfg.model), train_ds)
+    chats = len(train_ds) > 0 and any(_is_chat(v) for v in train_ds[0].values())
+    if chats or spec.check_data is not None:
+        tok = load_tokenizer(cfg.model)
+        if chats and not getattr(tok, "chat_template", None):  # TRL and the checks below would raise mid-way
+            raise WorkbenchError(f"model {cfg.model!r} has no chat template, and dataset {cfg.dataset!r} holds chat "
+                                 f"messages; pick an instruct model (e.g. smollm2-135m-instruct) or plain-text data")
+        if spec.check_data is not None:
+            spec.check_data(cfg, method_cfg, tok, train_ds)
     return Plan(cfg, spec, method_cfg, peft_config, train_ds, eval_ds, selection, device,
                 use_bf16(device, cfg.precision), eval_tasks)
+
+
+def _is_chat(value) -> bool:
+    """A column value in the chat-message shape (a list of {role, content})."""
+    return isinstance(value, list) and bool(value) and isinstance(value[0], dict) and "role" in value[0]
 
 
 def _eval_tasks(cfg: TrainConfig, spec: MethodSpec):

@@ -173,6 +173,18 @@ def test_train_refuses_bad_models_before_the_run_directory(in_tmp, capsys):
         assert not run.exists() and tree(in_tmp / "runs") == []
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("method,dataset", [("sft", "instructions"), ("dpo", "preferences")])
+def test_chat_data_on_a_model_without_a_chat_template_is_one_line(in_tmp, capsys, method, dataset):
+    # gemma3-270m (a base model) has no chat template: SFT was a failed run with transformers'
+    # paragraph, DPO a ValueError traceback from the truncation check
+    run = in_tmp / "run"
+    one_line_error(capsys, ["train", "--model", "gemma3-270m", "--dataset", dataset, "--method", method,
+                            "--max-steps", "1", "--run-dir", run], "'gemma3-270m' has no chat template",
+                   f"dataset '{dataset}' holds chat messages")
+    assert not run.exists()
+
+
 def test_train_refuses_python_rewards_that_are_missing_or_do_not_compile(in_tmp, capsys):
     broken = in_tmp / "broken_reward.py"
     broken.write_text("def score(prompts, completions, **kw)\n    return [0.0]\n")
