@@ -126,6 +126,14 @@ def test_urial_prompt_reaches_tuned_side_only(tiny):
     assert r.tuned_name == "urial:tiny-llama" and r.records["kl"].mean() > 1e-6
 
 
+@pytest.mark.parametrize("knob", [{"max_new_tokens": 0}, {"batch_size": 0}, {"top_k": 0}, {"max_prompts": 0},
+                                  {"batch_size": 2.5}])
+def test_bad_knobs_are_one_clear_error_before_loading(knob):
+    # the CLI checked these; from Python (the notebooks) they were a ValueError from generate or range()
+    with pytest.raises(WorkbenchError, match=f"token_shift: {next(iter(knob))} must be an integer >= 1"):
+        token_shift("no-such-model", "no-such-model", ["hi"], progress=False, **knob)
+
+
 def test_bad_prompts_are_one_clear_error(tiny):
     with pytest.raises(WorkbenchError, match="prompt 1"):
         token_shift(tiny, tiny, ["ok", 42], max_new_tokens=2, progress=False)

@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..allocator import keep_freed_memory
+from ..errors import WorkbenchError
 from ..threads import size_torch_threads
 from .prompts import encode, has_chat_template, normalise_prompts, render
 from .resolve import Side, check_spec, resolve_pair
@@ -178,7 +179,8 @@ def token_shift(base, tuned, prompts, *, max_new_tokens: int = 64, batch_size: i
         or "urial:<model>" (the model with an in-context alignment prompt, so the
         zero-training baseline can be probed the same way).
     prompts: list of str or of chat-message lists, a .txt file (one per line), a .json
-        list, or a dataset name (its eval split's `prompt` column).
+        list, a .jsonl/.csv/.parquet table of prompts only (every row), or a dataset (a name,
+        or a table with answers: its eval split's `prompt` column).
     rescore_tuned: teacher-force the tuned side too instead of using the logits its
         decoding produced. Same numbers up to float rounding, one more forward per batch;
         use it when you need KL exactly 0 for identical models under bf16.
@@ -187,7 +189,11 @@ def token_shift(base, tuned, prompts, *, max_new_tokens: int = 64, batch_size: i
         run it read 91.9 / 7.5 / 0.6 % against fp32's 87.6 / 10.5 / 1.9 %. The result
         records `precision_resolved`.
     """
-    check_spec(tuned)  # cheap checks first (names, then prompts), then the loading
+    for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size), ("top_k", top_k),
+                        ("max_prompts", 1 if max_prompts is None else max_prompts)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:  # the CLI says it with its flags
+            raise WorkbenchError(f"token_shift: {name} must be an integer >= 1, got {value!r}")
+    check_spec(tuned)  # cheap checks first (knobs, names, then prompts), then the loading
     check_spec(base)
     size_torch_threads()
     keep_freed_memory()
