@@ -185,6 +185,17 @@ def test_chat_data_on_a_model_without_a_chat_template_is_one_line(in_tmp, capsys
     assert not run.exists()
 
 
+def test_the_workbenchs_own_warnings_are_one_line_on_the_command_line(in_tmp, capsys):
+    # was Python's "/…/engine.py:91: TruncationWarning: …" header plus the source line under it
+    rc = main(["train", "--model", "tiny-llama", "--dataset", "instructions", "--max-length", "40", "--max-steps", "1",
+               "--eval-rows", "0", "--sample-prompts", "0", "--quiet", "--run-dir", str(in_tmp / "run")])
+    err = capsys.readouterr().err
+    warned = [ln for ln in err.splitlines() if "warning" in ln.lower()]
+    assert rc == 0 and len(warned) == 1, err
+    assert warned[0].startswith("workbench train: warning: ") and "rows have a prompt of max_length=40" in warned[0]
+    assert "engine.py" not in err and "TruncationWarning" not in err
+
+
 def test_train_refuses_python_rewards_that_are_missing_or_do_not_compile(in_tmp, capsys):
     broken = in_tmp / "broken_reward.py"
     broken.write_text("def score(prompts, completions, **kw)\n    return [0.0]\n")

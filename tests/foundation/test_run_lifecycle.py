@@ -17,7 +17,7 @@ from workbench.errors import WorkbenchError
 from workbench.runs import Run, list_runs
 from workbench.runs.lock import RunLock
 
-FAST = dict(model="tiny-llama", dataset="instructions", max_length=64, batch_size=2, eval_rows=0,
+FAST = dict(model="tiny-llama", dataset="instructions", max_length=96, batch_size=2, eval_rows=0,
             sample_prompts=0, save_steps=2)
 
 

@@ -3,9 +3,11 @@ with `add_parser(subparsers)` and `run(args) -> int`."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
+import warnings
 
 from ..errors import WorkbenchError
 from ..notebooks import skip_iri_grammars
@@ -34,11 +36,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _own_warnings_as_lines(command: str):
+    """The workbench's own warnings (rows dropped by max_length, bad rows skipped) as one line
+    each, as its errors are, instead of Python's file:line header plus the source line."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.split(".")[0] != "workbench":
+            return shown(message, category, filename, lineno, file, line)
+        print(f"workbench {command}: warning: {message}", file=file or sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
 def main(argv=None) -> int:
     skip_iri_grammars()  # before any command imports nbformat (see there)
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with _own_warnings_as_lines(args.command):
+            return int(args.func(args) or 0)
     except WorkbenchError as e:
         print(f"workbench {args.command}: error: {e}", file=sys.stderr)
         return 2
