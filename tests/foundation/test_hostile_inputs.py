@@ -355,7 +355,7 @@ def test_select_write_failure_removes_its_temp_file(in_tmp, capsys, monkeypatch)
     (b"\x7fELF\x02\x01\x01\x00\xf0\x80", "not a text file"),
 ], ids=["empty", "only-comments", "binary"])
 def test_train_config_file_that_holds_no_config(in_tmp, capsys, content, needle):
-    # An empty run.yaml once trained a default run (SmolLM2, 100 steps); a binary one raised a traceback.
+    # An empty run.yaml once started a default run (SmolLM2, 30 steps); a binary one raised a traceback.
     cfg = in_tmp / "run.yaml"
     cfg.write_bytes(content if isinstance(content, bytes) else content.encode())
     one_line_error(capsys, ["train", "--config", cfg, "--run-dir", in_tmp / "r"], "run.yaml", needle)
