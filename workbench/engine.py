@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from trl.data_utils import is_conversational
+
 from . import distributed
 from .allocator import keep_freed_memory
 from .config import TrainConfig, dataclass_from_args
@@ -87,7 +89,7 @@ def plan(config: TrainConfig) -> Plan:
     device = pick_device(cfg.device)
     eval_tasks = _eval_tasks(cfg, spec)
     train_ds, eval_ds, selection = _load_data(cfg, spec.data_format)
-    chats = len(train_ds) > 0 and any(_is_chat(v) for v in train_ds[0].values())
+    chats = len(train_ds) > 0 and is_conversational(train_ds[0])  # TRL's own test for applying the template
     if chats or spec.check_data is not None:
         tok = load_tokenizer(cfg.model)
         if chats and not getattr(tok, "chat_template", None):  # TRL and the checks below would raise mid-way
@@ -97,11 +99,6 @@ def plan(config: TrainConfig) -> Plan:
             spec.check_data(cfg, method_cfg, tok, train_ds)
     return Plan(cfg, spec, method_cfg, peft_config, train_ds, eval_ds, selection, device,
                 use_bf16(device, cfg.precision), eval_tasks)
-
-
-def _is_chat(value) -> bool:
-    """A column value in the chat-message shape (a list of {role, content})."""
-    return isinstance(value, list) and bool(value) and isinstance(value[0], dict) and "role" in value[0]
 
 
 def _eval_tasks(cfg: TrainConfig, spec: MethodSpec):

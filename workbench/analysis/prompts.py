@@ -77,10 +77,11 @@ def _prompt_rows(path: Path) -> list | None:
     prompts = []
     for i, row in enumerate(rows, 1):
         fmt = detect(row)
-        field = "prompt" if fmt is None and row.get("prompt") is not None else (
-            next((k for k in ("messages", "conversations") if row.get(k) is not None), None)
-            if fmt == "messages" else None)
-        if field is None:
+        if fmt == "messages":
+            field = "messages" if row.get("messages") is not None else "conversations"
+        elif fmt is None and row.get("prompt") is not None:
+            field = "prompt"
+        else:
             return None  # a row with answers (or no prompt at all): a dataset, not a prompts file
         try:
             msgs = _conversation(field, row[field], "user")

@@ -28,8 +28,8 @@ def check_output_file(path: str | Path, flag: str, inputs: tuple = ()) -> Path:
     """A file we will write: not an existing folder, not one of the command's `inputs` (files
     it reads: writing the result over them loses the data), its folder creatable and writable."""
     path = Path(path).expanduser()
-    for src in inputs:
-        if src is not None and Path(src).expanduser().is_file() and Path(src).expanduser().resolve() == path.resolve():
+    for src in (Path(s).expanduser() for s in inputs if s is not None):
+        if src.is_file() and src.resolve() == path.resolve():
             raise WorkbenchError(f"{flag} {path} is the input {src} itself; name another file")
     if path.is_dir():
         raise WorkbenchError(f"{flag} {path} is a folder; name a file to write")

@@ -49,7 +49,7 @@ def check_completion_room(config, method_config, tokenizer, train_dataset) -> No
 
     if not getattr(method_config, "completion_only_loss", True) or not config.max_length:
         return
-    lengths = [len(prompt_token_ids(tokenizer, row["prompt"])) for row in train_dataset]
+    lengths = [len(prompt_token_ids(tokenizer, prompt)) for prompt in train_dataset["prompt"]]
     dropped = sum(n >= config.max_length for n in lengths)
     if not dropped:
         return
