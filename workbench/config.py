@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,26 @@ class TrainConfig:
             return
         names = {f.name: f for f in dataclasses.fields(self)}
         if key not in names:
-            raise UnknownNameError(f"config key in {where}", key, names)
+            raise UnknownNameError(f"config key in {where}", key, names, hint=self._key_hint(key))
         setattr(self, key, coerce(value, _type_of(names[key]), f"{where}: {key}"))
+
+    def _key_hint(self, key: str) -> str | None:
+        """Where an unknown top-level key belongs: a knob of the chosen method or PEFT type
+        (`r` → `peft.r`), or TRL's / transformers' name for one of ours."""
+        if key in TRL_NAMES:
+            return f"the workbench calls it {TRL_NAMES[key]!r}"
+        from .methods import get_method
+        from .peft_menu import get_peft
+
+        for head, lookup in (("method", get_method), ("peft", get_peft)):
+            try:
+                spec = lookup(getattr(self, head))
+            except WorkbenchError:  # the method/PEFT name itself is wrong: validate says so
+                continue
+            cls = getattr(spec, "config_cls", None) or getattr(spec, "knobs_cls", None)
+            if cls is not None and key in {f.name for f in dataclasses.fields(cls)}:
+                return f"a knob of {head} {getattr(self, head)!r}: set it as {head}.{key}"
+        return None
 
     def apply_flag(self, name: str, raw: str) -> None:
         """Set field `name` from a command-line flag's text (parsed as YAML); errors name
@@ -141,6 +160,10 @@ class TrainConfig:
         if not _is_number(wr) or not math.isfinite(wr) or wr < 0:
             raise WorkbenchError(f"warmup_ratio must be a finite number >= 0 (below 1: a fraction of "
                                  f"max_steps; 1 or more: a number of warm-up steps), got {wr!r}")
+        warmup = wr if wr >= 1 else math.ceil(wr * self.max_steps)
+        if warmup >= self.max_steps:  # legal, but the schedule never reaches the rate asked for
+            warnings.warn(f"warmup_ratio={wr} means {warmup:g} warm-up steps, not fewer than max_steps="
+                          f"{self.max_steps}: the learning rate never reaches {lr:g}", ConfigWarning, stacklevel=2)
         schedules = _scheduler_names()
         if self.lr_scheduler not in schedules:
             raise UnknownNameError("lr_scheduler", str(self.lr_scheduler), schedules)
@@ -160,7 +183,16 @@ class TrainConfig:
         return self
 
 
+class ConfigWarning(UserWarning):
+    """A legal setting that probably does not do what was meant."""
+
+
 PRECISIONS = ("auto", "fp32", "bf16", "float32", "bfloat16")
+# TRL's / transformers' argument names a user coming from a TRL script types, and ours.
+TRL_NAMES = {"gradient_accumulation_steps": "grad_accum", "per_device_train_batch_size": "batch_size",
+             "max_seq_length": "max_length", "lr_scheduler_type": "lr_scheduler", "lr": "learning_rate",
+             "model_name_or_path": "model", "output_dir": "run_dir", "dataset_name": "dataset",
+             "eval_every": "eval_steps", "bf16": "precision", "fp32": "precision"}
 ON_ERROR = ("raise", "skip")
 
 

@@ -1,4 +1,5 @@
 """User-facing errors: one line that names what is wrong and where."""
+import difflib
 
 
 class WorkbenchError(ValueError):
@@ -8,6 +9,20 @@ class WorkbenchError(ValueError):
 class UnknownNameError(WorkbenchError):
     """An unknown model, method, dataset, PEFT type or config key."""
 
-    def __init__(self, kind: str, name: str, known):
+    def __init__(self, kind: str, name: str, known, hint: str | None = None):
         known = sorted(known)
-        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(known)}")
+        hint = hint or (f"did you mean {m!r}?" if (m := close_match(name, known)) else "")
+        super().__init__(f"unknown {kind} {name!r}{f' ({hint})' if hint else ''}; known: {', '.join(known)}")
+
+
+def close_match(name, known) -> str | None:
+    """The known name a typo most likely meant: equal up to case and '-'/'_' (`best-of-n` for
+    `best_of_n`), else difflib's closest above a strict cutoff; None when nothing is close."""
+    def norm(s) -> str:
+        return str(s).lower().replace("-", "_")
+    known = [str(k) for k in known]
+    same = [k for k in known if norm(k) == norm(name)]
+    if same:
+        return same[0]
+    close = difflib.get_close_matches(norm(name), [norm(k) for k in known], n=1, cutoff=0.75)
+    return next(k for k in known if norm(k) == close[0]) if close else None

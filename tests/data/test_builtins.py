@@ -89,3 +89,15 @@ def test_cli_preview_and_bad_conversion(capsys):
     assert "no problems" in out and "[assistant]" in out
     assert cli(["datasets", "stdlib-docs", "--format", "preference"]) == 2
     assert "cannot convert 'text' data to 'preference'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["datasets", "preferences", "--preview", "-n", "0"], "-n must be a positive number of rows, got 0"),
+    (["datasets", "--preview"], "--preview, --format and --split need a dataset NAME"),  # was the plain listing
+    (["datasets", "--split", "eval"], "--preview, --format and --split need a dataset NAME"),
+])
+def test_cli_preview_flags_without_what_they_need_are_one_line(capsys, argv, message):
+    assert cli(argv) == 2
+    out = capsys.readouterr()
+    assert out.err.startswith(f"workbench datasets: error: {message}") and out.err.count("\n") == 1, out
+    assert out.out == ""

@@ -37,6 +37,7 @@ def test_generate_reads_a_prompt_file_in_batches(tmp_path, capsys):
     (["--set", "foo=1"], "unknown strategy key 'foo'"),
     (["--strategy", "best_of_n", "--set", "n=0"], "strategy.n must be >= 1"),
     (["--prompts", " "], "empty prompt"),
+    (["--strategy", "best-of-n"], "unknown decoding strategy 'best-of-n' (did you mean 'best_of_n'?)"),
     (["--strategy", "proxy_tuning", "--set", "expert=tiny-llama"], "strategy.anti_expert is required"),
     (["--strategy", "proxy_tuning", "--set", "expert=tiny-llama", "--set", "anti_expert=no-such-model"],
      "no-such-model"),
@@ -58,6 +59,14 @@ def test_chat_reads_stdin_multi_turn(monkeypatch, capsys):
     assert rc == 0 and "2 turn(s) with 2 contestant(s)" in out.err
     assert out.out.count("[1] tiny-llama:") == 2 and out.out.count("[2] tiny-llama · lookback:") == 2
     assert "(conversation cleared)" in out.out and " | " in out.out
+
+
+def test_chat_mistyped_command_is_not_sent_as_a_turn(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Hello\n/help\n/exit\nnever read\n"))
+    assert main(["chat", "tiny-llama", "--set", "max_new_tokens=2", "--precision", "fp32"]) == 0
+    out = capsys.readouterr()
+    assert "unknown command /help" in out.err and "1 turn(s)" in out.err
+    assert "/help" not in out.out and "never read" not in out.out
 
 
 def test_chat_bad_knob_is_one_line(monkeypatch, capsys):

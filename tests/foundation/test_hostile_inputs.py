@@ -71,7 +71,7 @@ BAD_VALUES = [
     ("learning_rate", 0.0, "learning_rate must be a finite positive number"),
     ("warmup_ratio", -0.1, "warmup_ratio must be a finite number >= 0"),
     ("warmup_ratio", float("nan"), "warmup_ratio must be a finite number >= 0"),
-    ("lr_scheduler", "linearr", "unknown lr_scheduler 'linearr'; known: constant"),
+    ("lr_scheduler", "linearr", "unknown lr_scheduler 'linearr' (did you mean 'linear'?); known: constant"),
     ("max_steps", 0, "max_steps must be an integer >= 1, got 0"),
     ("batch_size", 0, "batch_size must be an integer >= 1"),
     ("grad_accum", -2, "grad_accum must be an integer >= 1"),
@@ -110,6 +110,40 @@ def test_validate_accepts_the_defaults_and_edge_values():
     edge = TrainConfig(warmup_ratio=5, sample_prompts=0, sample_max_new_tokens=0, eval_rows=0,
                        max_rows=1, precision="bf16", device="cpu", on_error="skip", lr_scheduler="cosine")
     edge.validate()
+
+
+@pytest.mark.parametrize("ratio,max_steps,warns", [(50, 3, True), (0.999, 3, True), (3, 3, True),
+                                                    (0.5, 3, False), (2, 3, False), (0.0, 1, False)])
+def test_a_warmup_as_long_as_the_run_warns(ratio, max_steps, warns):
+    import warnings
+
+    from workbench.config import ConfigWarning
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        TrainConfig(warmup_ratio=ratio, max_steps=max_steps).validate()
+    ours = [str(w.message) for w in seen if w.category is ConfigWarning]
+    assert bool(ours) == warns, ours
+    assert not ours or f"not fewer than max_steps={max_steps}: the learning rate never reaches" in ours[0]
+
+
+@pytest.mark.parametrize("flags,key,hint", [
+    ([], "r", "(a knob of peft 'lora': set it as peft.r)"),
+    (["--peft", "top-k-layers"], "k", "(a knob of peft 'top-k-layers': set it as peft.k)"),
+    (["--method", "dpo"], "beta", "(a knob of method 'dpo': set it as method.beta)"),
+    ([], "gradient_accumulation_steps", "(the workbench calls it 'grad_accum')"),
+    ([], "learnig_rate", "(did you mean 'learning_rate'?)"),
+    ([], "method.betta", None),
+])
+def test_an_unknown_set_key_says_where_it_belongs(capsys, tmp_path, flags, key, hint):
+    run = tmp_path / "run"
+    argv = ["train", "--model", "tiny-llama", "--peft", "lora", *flags, "--set", f"{key}=1", "--run-dir", str(run)]
+    if key == "method.betta":
+        argv[argv.index("--peft"):argv.index("--peft")] = ["--method", "dpo", "--dataset", "preferences"]
+        hint = "unknown method.dpo key 'betta' (did you mean 'beta'?)"
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and hint in err[0] and not run.exists(), err
 
 
 def test_on_error_is_a_train_flag_and_flag_errors_name_the_flag():

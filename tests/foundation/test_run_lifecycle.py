@@ -227,6 +227,14 @@ def test_unreadable_config_or_summary_is_marked_and_the_others_still_list(tmp_pa
     code, _, err = _cli(capsys, "shift", "--base", "tiny-llama", "--tuned", str(root / "bad-config"),
                           "--prompts", "instructions")
     assert code == 2 and "config.json" in _one_line(err)
+    # A run directory itself, given as PATH or --root, lists that run (it read "no runs under good").
+    for argv in (["runs", str(root / "good")], ["runs", "--root", str(root / "good")],
+                 ["runs", str(root / "good"), str(root / "bad-summary")]):
+        code, out, err = _cli(capsys, *argv)
+        assert code == 0 and out.splitlines()[1].startswith("good ") and "bad-config" not in out, (argv, out, err)
+    assert "bad-summary" in out
+    code, _, err = _cli(capsys, "runs", str(root / "nosuch"))
+    assert code == 2 and "does not exist" in _one_line(err)
 
 
 def test_stop_file_from_another_process_stops_and_resume_finishes(tmp_path):

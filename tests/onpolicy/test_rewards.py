@@ -88,7 +88,7 @@ def test_python_reward_whose_top_level_code_fails_is_one_line(tmp_path):
 
 
 def test_bad_specs_say_what_and_where():
-    with pytest.raises(WorkbenchError, match="unknown reward 'corect'; known: correct"):
+    with pytest.raises(WorkbenchError, match=r"unknown reward 'corect' \(did you mean 'correct'\?\); known: correct"):
         check_rewards("corect")
     with pytest.raises(WorkbenchError, match="reward 'length': unknown knob 'max'"):
         check_rewards({"length": {"max": 3}})

@@ -4,6 +4,7 @@ template). Works with a pipe: `printf 'Hi\\nWhy?\\n' | workbench chat tiny-llama
 Commands: /clear (new conversation), /quit."""
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import textwrap
@@ -92,8 +93,12 @@ def run(args) -> int:
         text = line.strip()
         if not text:
             continue
-        if text == "/quit":
+        if text in ("/quit", "/exit"):
             break
+        if re.fullmatch(r"/\w+", text) and text != "/clear":  # a mistyped command is not a user turn
+            print(f"unknown command {text}: /clear starts over, /quit ends (a turn that is one /word "
+                  "is read as a command)", file=sys.stderr, flush=True)
+            continue
         if text == "/clear":
             history = [list(system) for _ in decoders]
             print("(conversation cleared)", flush=True)

@@ -1,6 +1,7 @@
 """`workbench datasets`: the built-in datasets with row counts and format; with a NAME (or
 any file / hub id), a preview of its rows and a validation summary."""
 from ..data import list_datasets, preview, validate
+from ..errors import WorkbenchError
 
 
 def add_parser(sub):
@@ -14,6 +15,11 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    if args.n < 1:
+        raise WorkbenchError(f"-n must be a positive number of rows, got {args.n}")
+    if not args.name and (args.preview or args.format or args.split != "train"):
+        raise WorkbenchError("--preview, --format and --split need a dataset NAME "
+                             "(workbench datasets NAME --preview)")
     if not args.name:
         print(f"{'name':14} {'format':18} {'train':>6} {'eval':>5}  description")
         for d in list_datasets():

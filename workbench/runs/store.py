@@ -143,15 +143,16 @@ def list_runs(root: str | Path | None = None) -> list[RunInfo]:
     root = Path(root) if root else runs_root()
     if not root.is_dir():
         return []
-    runs = []
-    for p in sorted(root.iterdir()):
-        if not (p / CONFIG).is_file():
-            continue
-        try:
-            runs.append(open_run(p))
-        except WorkbenchError as e:
-            runs.append(RunInfo(p, {}, {}, error=str(e)))
+    runs = [open_run_or_error(p) for p in sorted(root.iterdir()) if (p / CONFIG).is_file()]
     return sorted(runs, key=lambda r: (r.path / CONFIG).stat().st_mtime)
+
+
+def open_run_or_error(path: Path) -> RunInfo:
+    """The run at `path`, or one with `error` set (status "unreadable") saying why not."""
+    try:
+        return open_run(path)
+    except WorkbenchError as e:
+        return RunInfo(path, {}, {}, error=str(e))
 
 
 def default_run_dir(method: str, model: str) -> Path:
