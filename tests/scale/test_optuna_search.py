@@ -4,6 +4,7 @@ with the study's history and importances; a bad search block is one line and wri
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -11,6 +12,7 @@ import yaml
 from workbench.cli.main import main
 from workbench.runs import open_run
 from workbench.runs.run import complete_checkpoints
+from workbench.sweeps.search import suggest
 
 SHARED = {"model": "tiny-llama", "max_steps": 6, "eval_steps": 2, "eval_rows": 4, "sample_prompts": 0}
 # Untrained, tiny-llama's eval loss is ~10.8458; a learning rate of 1e-6 leaves it there, while
@@ -63,6 +65,45 @@ def test_search_of_four_trials_prunes_the_bad_one(tmp_path, capsys):
     assert "Search (Optuna)" in report and "4 trials (3 complete, 1 pruned, 0 fail)" in report
     assert "<td>pruned</td>" in report and report.count("<td>completed</td>") == 3
     assert "Optimization History" in report and "Hyperparameter Importances" in report
+
+    # The same search again into its folder: the study is complete, nothing runs, the report stays whole
+    # (it ran 4 more trials, re-suggesting the same parameters, and reported only those).
+    folders = sorted(p.name for p in out.iterdir())
+    assert main(["sweep", sweep, "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "4 of 4 trials finished earlier" in captured.err and "4/4 trials succeeded (1 pruned)" in captured.out
+    assert sorted(p.name for p in out.iterdir()) == folders
+    assert "4 trials (3 complete, 1 pruned, 0 fail)" in (out / "report.html").read_text()
+
+    # A coordinator stopped mid-trial leaves that trial RUNNING in the study (made here as Optuna
+    # records it: asked, never told), its folder holding a stopped, checkpointed run. One more
+    # trial asked for: the interrupted one runs again in its folder and its run resumes.
+    interrupted = out / "004-interrupted"
+    shutil.copytree(pruned_run.parent, interrupted)
+    study.enqueue_trial({"learning_rate": 1e-6, "peft.r": 4})
+    stale = study.ask()
+    suggest(stale, SEARCH["space"])
+    stale.set_user_attr("folder", interrupted.name)
+    more = {**SEARCH, "n_trials": 5, "pruner": "none"}
+    sweep = _write(tmp_path, {"template": "train_run.ipynb", "workers": 2, "parameters": SHARED, "search": more})
+    assert main(["sweep", sweep, "-o", str(out)]) == 0
+    assert "4 of 5 trials finished earlier" in capsys.readouterr().err
+    resumed = json.loads((interrupted / "run" / "summary.json").read_text())
+    assert resumed["status"] == "completed" and resumed["resumed_from"].endswith(f"-{info.summary['steps']}")
+    records = [json.loads(line) for line in (interrupted / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == list(range(1, SHARED["max_steps"] + 1))
+    assert sorted(p.name for p in out.iterdir()) == sorted([*folders, interrupted.name])  # no new folder
+    study = optuna.load_study(study_name="workbench-sweep",
+                              storage=JournalStorage(JournalFileBackend(str(out / "optuna.journal"))))
+    assert [t.state for t in study.trials][4:] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert "6 trials (4 complete, 1 pruned, 1 fail)" in (out / "report.html").read_text()
+
+    # Another search into the same folder: one line, the study untouched.
+    other = {"template": "train_run.ipynb", "parameters": {**SHARED, "max_steps": 7}, "search": more}
+    assert main(["sweep", _write(tmp_path, other), "-o", str(out)]) == 2
+    assert "holds another search (differs in: parameters)" in capsys.readouterr().err
+    assert len(optuna.load_study(study_name="workbench-sweep", storage=JournalStorage(
+        JournalFileBackend(str(out / "optuna.journal")))).trials) == 6
 
 
 def test_bad_search_blocks_are_one_line_and_write_nothing(tmp_path, capsys):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,8 +205,6 @@ def _make_study(s: SearchSpec, out_dir: Path):
     study = optuna.create_study(study_name=s.study_name, storage=storage, sampler=sampler,
                                 pruner=_make_pruner(s.pruner, "search"), direction=s.direction,
                                 load_if_exists=True)
-    for params in s.enqueue:
-        study.enqueue_trial(params, skip_if_exists=True)
     return study
 
 
@@ -257,20 +256,31 @@ def run_search(spec, out_dir: Path, eng, n_workers: int, extra_env: dict, progre
     from optuna.trial import TrialState
     from tqdm.auto import tqdm
 
+    from ..notebooks import notebook_parameters
     from . import SweepResult, _slug, label_of, result_of
 
     s: SearchSpec = spec.search
     study = _make_study(s, out_dir)
     s.study = study
-    results, pending, asked = [], {}, 0
-    bar = tqdm(total=s.n_trials, desc=f"search ({eng.name})", unit="trial", disable=not progress)
-    while asked < s.n_trials or pending:
-        while asked < s.n_trials and len(pending) < n_workers:
+    results, retry = _continue_study(study, spec, out_dir)
+    for params in s.enqueue:  # after the check that this folder's study is this search
+        study.enqueue_trial(params, skip_if_exists=True)
+    if results and progress:
+        print(f"{len(results)} of {s.n_trials} trials finished earlier in {out_dir}: kept", file=sys.stderr)
+    resumable = "resume" in notebook_parameters(spec.template)
+    to_ask, pending, asked = max(0, s.n_trials - len(results)), {}, 0
+    bar = tqdm(total=to_ask, desc=f"search ({eng.name})", unit="trial", disable=not (progress and to_ask))
+    while asked < to_ask or pending:
+        while asked < to_ask and len(pending) < n_workers:
             trial = study.ask()
             params = suggest(trial, s.space)
-            d = out_dir / _slug(trial.number, params)
+            d = retry.pop(_key(params), None)  # an interrupted trial's folder: its run goes on from its checkpoint
+            resume = d is not None and resumable and (d / "run" / "config.json").is_file()
+            d = d or out_dir / _slug(trial.number, params)
+            trial.set_user_attr("folder", d.name)
             run_dir = (d / "run").resolve()
-            nb_params = {**trial_parameters(spec.parameters, params), "run_dir": str(run_dir)}
+            nb_params = {**trial_parameters(spec.parameters, params), "run_dir": str(run_dir),
+                         **({"resume": True} if resume else {})}
             fut = eng.submit(str(spec.template), str(d), nb_params, spec.timeout, spec.resources, extra_env)
             pending[fut] = (trial, params, d, _Watcher(trial, run_dir, s.metric))
             asked += 1
@@ -286,10 +296,12 @@ def run_search(spec, out_dir: Path, eng, n_workers: int, extra_env: dict, progre
             w.poll()
             value = _final_value(run_dir, s.metric) if not err else None
             status = None
+            trial.set_user_attr("seconds", secs)
             if w.pruned_at is not None:
                 study.tell(trial, state=TrialState.PRUNED)
                 status = "pruned"
             elif err or value is None or not math.isfinite(value):
+                trial.set_user_attr("error", err or f"{s.metric} = {value}")
                 study.tell(trial, state=TrialState.FAIL)
                 if not err and run_dir and value is None and not _any_complete(study):
                     for other in pending:
@@ -307,6 +319,62 @@ def run_search(spec, out_dir: Path, eng, n_workers: int, extra_env: dict, progre
                 bar.write(f"trial {trial.number} ({label_of(params)}) pruned at step {w.pruned_at}")
     bar.close()
     return sorted(results, key=lambda r: r.index)
+
+
+def _key(params: dict) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def _identity(spec) -> dict:
+    """What makes a second invocation into the same folder the same search."""
+    s = spec.search
+    return json.loads(json.dumps({"template": spec.template.name, "parameters": spec.parameters, "metric": s.metric,
+                                  "direction": s.direction, "space": s.space}, default=str))
+
+
+def _continue_study(study, spec, out_dir: Path) -> tuple[list, dict[str, Path]]:
+    """A study an earlier invocation left in this folder: (the results of its finished trials,
+    kept as they are and counted towards n_trials; {parameters: folder} of the trials it left
+    running, which are marked failed and queued again so their runs resume). A folder holding
+    another search is one line; a new study records what it searches."""
+    from optuna.trial import TrialState
+
+    from . import SweepResult, _slug, label_of
+
+    mine, theirs = _identity(spec), study.user_attrs.get("search")
+    if theirs is None:
+        study.set_user_attr("search", mine)
+    elif theirs != mine:
+        differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        raise WorkbenchError(f"{out_dir} holds another search (differs in: {', '.join(differ)}); "
+                             "pick another -o/--output folder")
+    trials = study.get_trials(deepcopy=False)
+    if not trials:
+        return [], {}
+    s: SearchSpec = spec.search
+    if s.seed is not None:  # a sampler seeded as before would suggest the earlier trials' parameters again
+        study.sampler = type(study.sampler)(seed=s.seed + len(trials))
+    interrupted = list(study.user_attrs.get("interrupted", []))
+    retry: dict[str, Path] = {}
+    for t in trials:
+        if t.state is TrialState.RUNNING:  # its coordinator was stopped: Optuna cannot restart a trial
+            params = t.params or t.system_attrs.get("fixed_params", {})  # stopped before suggest(): enqueued ones
+            study.tell(t.number, state=TrialState.FAIL)
+            study.enqueue_trial(params, skip_if_exists=False)
+            interrupted.append(t.number)
+            retry[_key(params)] = out_dir / t.user_attrs.get("folder", _slug(t.number, params))
+    study.set_user_attr("interrupted", interrupted)
+    results = []
+    for t in trials:
+        if t.number in interrupted or t.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
+            continue
+        d = out_dir / t.user_attrs.get("folder", _slug(t.number, t.params))
+        nb, run = d / spec.template.name, d / "run"
+        error = (t.user_attrs.get("error") or "failed") if t.state is TrialState.FAIL else None
+        results.append(SweepResult(t.number, label_of(t.params), dict(t.params), d, nb if nb.is_file() else None,
+                                   run if run.is_dir() else None, float(t.user_attrs.get("seconds", 0.0)), error,
+                                   "pruned" if t.state is TrialState.PRUNED else None))
+    return results, retry
 
 
 def _any_complete(study) -> bool:
