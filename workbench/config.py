@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import operator
 import typing
 import warnings
 from dataclasses import dataclass, field
@@ -300,7 +301,24 @@ def dataclass_from_args(cls, args: dict[str, Any], where: str):
         if key not in fields:
             raise UnknownNameError(f"{where} key", key, fields)
         kwargs[key] = coerce(value, hints.get(key, Any), f"{where}.{key}")
+        check_bounds(fields[key], kwargs[key], f"{where}.{key}")
     return cls(**kwargs)
+
+
+# Field metadata that bounds a knob: name → (holds when, how the message says it).
+_BOUNDS = {"min": (operator.ge, "≥"), "max": (operator.le, "≤"), "above": (operator.gt, ">"),
+           "below": (operator.lt, "<")}
+
+
+def check_bounds(f: dataclasses.Field, value, where: str) -> None:
+    """A knob's range from its field metadata: `min` / `max` inclusive, `above` / `below`
+    exclusive (e.g. {"min": 1} for counts, {"min": 0, "below": 2} for a cosine distance)."""
+    limits = {k: f.metadata[k] for k in _BOUNDS if k in f.metadata}
+    if not limits or not _is_number(value):
+        return
+    if not math.isfinite(value) or not all(_BOUNDS[k][0](value, limit) for k, limit in limits.items()):
+        said = " and ".join(f"{_BOUNDS[k][1]} {limit}" for k, limit in limits.items())
+        raise WorkbenchError(f"{where} must be {said}, got {value!r}")
 
 
 def field_help(cls) -> list[tuple[str, Any, str]]:

@@ -12,7 +12,8 @@ class UnknownNameError(WorkbenchError):
     def __init__(self, kind: str, name: str, known, hint: str | None = None):
         known = sorted(known)
         hint = hint or (f"did you mean {m!r}?" if (m := close_match(name, known)) else "")
-        super().__init__(f"unknown {kind} {name!r}{f' ({hint})' if hint else ''}; known: {', '.join(known)}")
+        hint = f" ({hint})" if hint else ""
+        super().__init__(f"unknown {kind} {name!r}{hint}; known: {', '.join(known) or '(none)'}")
 
 
 def close_match(name, known) -> str | None:

@@ -91,6 +91,8 @@ def test_bad_input_one_line_exit_2_nothing_written(tiny_run, tmp_path, capsys):
     base = ["--out", str(out)]
     assert "unknown task 'no_such_task'" in _one_line_exit_2(
         capsys, ["eval", "tiny-llama", "--tasks", "wb_arithmetic,no_such_task", *base])
+    assert "unknown task 'wb_arithmetc' (did you mean 'wb_arithmetic'?)" in _one_line_exit_2(
+        capsys, ["eval", "tiny-llama", "--tasks", "wb_arithmetc", *base])
     assert "--limit must be ≥ 1" in _one_line_exit_2(
         capsys, ["eval", "tiny-llama", "--tasks", "wb_arithmetic", "--limit", "0", *base])
     assert "unknown model" in _one_line_exit_2(capsys, ["eval", "no-such-model", "--tasks", "wb_arithmetic", *base])

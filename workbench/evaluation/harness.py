@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import WorkbenchError
+from ..errors import WorkbenchError, close_match
 from .config import BUILTIN_TASKS, EvalConfig
 
 TASKS_DIR = Path(__file__).parent / "tasks"
@@ -103,7 +103,9 @@ def _maybe_hub_task(name: str) -> bool:
 
 
 def _unknown(name: str) -> WorkbenchError:
-    return WorkbenchError(f"unknown task {name!r}; built-in: {', '.join(BUILTIN_TASKS)} (or any lm-eval task name)")
+    hint = f" (did you mean {m!r}?)" if (m := close_match(name, BUILTIN_TASKS)) else ""
+    return WorkbenchError(f"unknown task {name!r}{hint}; built-in: {', '.join(BUILTIN_TASKS)} "
+                          "(or any lm-eval task name)")
 
 
 def load_task(name: str, config: EvalConfig):

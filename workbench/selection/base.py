@@ -36,7 +36,7 @@ class Selection:
         if self.scores is not None and len(self.indices):
             chosen = self.scores[self.indices]
             parts.append(f"score chosen mean {np.nanmean(chosen):.4g} vs pool {np.nanmean(self.scores):.4g}")
-        for key in ("kl_reduction", "clusters_covered", "dropped_near_duplicates", "short_of_k"):
+        for key in ("kl_reduction", "clusters_covered", "dropped_near_duplicates", "filled", "short_of_k"):
             if key in self.diagnostics:
                 v = self.diagnostics[key]
                 parts.append(f"{key} {v:.4g}" if isinstance(v, float) else f"{key} {v}")

@@ -29,8 +29,9 @@ _WORD = re.compile(r"\w+")
 
 @dataclass
 class DeitaKnobs:
-    threshold: float = field(default=0.1, metadata={
-        "help": "keep a row only if its cosine distance to every kept row exceeds this (Deita: 0.1)"})
+    threshold: float = field(default=0.1, metadata={"below": 2, "help": (
+        "keep a row only if its cosine distance (0..2) to every kept row exceeds this (Deita: 0.1; "
+        "negative: no filter)")})
     score_by: str = field(default="proxy", metadata={"help": "proxy (complexity × quality) or a numeric column name"})
     embedder: str = field(default=MINILM, metadata={"help": "minilm or a workbench model name"})
     text: str = field(default="both", metadata={"help": "embed instruction, response or both"})

@@ -29,9 +29,9 @@ WORDPUNCT = r"(?u)\w+|[^\w\s]+"  # nltk's WordPunctTokenizer, as the reference u
 @dataclass
 class DsirKnobs:
     target: Any = field(default=None, metadata={"help": "target set: dataset source or list of strings"})
-    num_buckets: int = field(default=10000, metadata={"help": "hash buckets for uni+bi-gram features"})
-    ngrams: int = field(default=2, metadata={"help": "largest n-gram order (2 = unigrams + bigrams)"})
-    smoothing: float = field(default=1.0, metadata={
+    num_buckets: int = field(default=10000, metadata={"min": 1, "help": "hash buckets for uni+bi-gram features"})
+    ngrams: int = field(default=2, metadata={"min": 1, "help": "largest n-gram order (2 = unigrams + bigrams)"})
+    smoothing: float = field(default=1.0, metadata={"min": 0,
         "help": "pseudo-count added to every bucket of both bag-of-ngrams models (0 = the reference's 1e-8 floor)"})
     top_k: bool = field(default=False, metadata={"help": "take the k highest weights instead of sampling"})
     text: str = field(default="both", metadata={"help": "featurise instruction, response or both"})

@@ -63,16 +63,18 @@ class KmeansKnobs:
     reweight: str = field(default="sample", metadata={
         "help": "sample = draw the round's budget from softmax(usefulness) (reference); "
                 "softmax_z = quotas ∝ softmax(standardised usefulness / temperature)"})
-    temperature: float = field(default=1.0, metadata={"help": "softmax temperature (reweight=softmax_z only)"})
+    temperature: float = field(default=1.0, metadata={
+        "above": 0, "help": "softmax temperature (reweight=softmax_z only)"})
     reward: Any = field(default="scorer_loglik", metadata={
         "help": "reward_gap's reward: scorer_loglik (frozen scorer's mean token log-likelihood) "
                 "or a callable (instructions, responses) -> scores"})
-    max_new_tokens: int = field(default=64, metadata={"help": "length of the generated answers (reward_gap)"})
+    max_new_tokens: int = field(default=64, metadata={"min": 1, "help": "length of the generated answers (reward_gap)"})
     scorer: str = field(default="smollm2-135m-instruct", metadata={
         "help": "model fine-tuned briefly to measure loss reduction"})
-    train_steps: int = field(default=4, metadata={"help": "fine-tuning steps per round (loss_reduction)"})
-    learning_rate: float = field(default=1e-3, metadata={"help": "learning rate of those steps"})
-    probe_per_cluster: int = field(default=4, metadata={"help": "held-out rows per cluster to measure loss on"})
+    train_steps: int = field(default=4, metadata={"min": 1, "help": "fine-tuning steps per round (loss_reduction)"})
+    learning_rate: float = field(default=1e-3, metadata={"above": 0, "help": "learning rate of those steps"})
+    probe_per_cluster: int = field(default=4, metadata={
+        "min": 1, "help": "held-out rows per cluster to measure loss on"})
 
 
 def pool_embeddings(pool, knobs) -> np.ndarray:

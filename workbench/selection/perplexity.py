@@ -59,8 +59,8 @@ class PerplexityKnobs:
     scorer: str = field(default="smollm2-135m-instruct", metadata={"help": _HELP["scorer"]})
     order: str = field(default="high", metadata={
         "help": "high = hardest rows first; low = most fluent/typical rows first (a quality filter)"})
-    batch_size: int = field(default=8, metadata={"help": _HELP["batch_size"]})
-    max_length: int = field(default=512, metadata={"help": _HELP["max_length"]})
+    batch_size: int = field(default=8, metadata={"min": 1, "help": _HELP["batch_size"]})
+    max_length: int = field(default=512, metadata={"min": 2, "help": _HELP["max_length"]})
     progress: bool = field(default=True, metadata={"help": _HELP["progress"]})
 
 
@@ -74,8 +74,8 @@ class IfdKnobs:
     above_max: str = field(default="drop", metadata={
         "help": "drop = exclude rows at/above max_ifd, selection may be shorter than k (reference); "
                 "rank_last = rank them after all others, always k rows"})
-    batch_size: int = field(default=8, metadata={"help": _HELP["batch_size"]})
-    max_length: int = field(default=512, metadata={"help": _HELP["max_length"]})
+    batch_size: int = field(default=8, metadata={"min": 1, "help": _HELP["batch_size"]})
+    max_length: int = field(default=512, metadata={"min": 2, "help": _HELP["max_length"]})
     progress: bool = field(default=True, metadata={"help": _HELP["progress"]})
 
 

@@ -96,7 +96,7 @@ class UdsKnobs:
         "help": "minilm or a workbench model name (embeddings for the memory distance)"})
     text: str = field(default="both", metadata={"help": "embed instruction, response or both"})
     embeddings: Any = field(default=None, metadata={"help": "precomputed (rows × dim) embeddings instead of embedding"})
-    max_length: int = field(default=256, metadata={"help": "truncate prompt+response to this many tokens"})
+    max_length: int = field(default=256, metadata={"min": 2, "help": "truncate prompt+response to this many tokens"})
 
 
 def response_nuclear_norms(model, tok, instructions, responses, max_length: int) -> np.ndarray:

@@ -21,9 +21,9 @@ from .text import target_texts
 @dataclass
 class ZipfitKnobs:
     target: Any = field(default=None, metadata={"help": "target set: dataset source or list of strings"})
-    max_target: int = field(default=64, metadata={
+    max_target: int = field(default=64, metadata={"min": 1,
         "help": "compare against at most this many target examples (random sample)"})
-    level: int = field(default=6, metadata={"help": "gzip compression level (1-9)"})
+    level: int = field(default=6, metadata={"min": 1, "max": 9, "help": "gzip compression level (1-9)"})
     text: str = field(default="both", metadata={"help": "compare instruction, response or both"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
