@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 from trl.data_utils import is_conversational
@@ -118,14 +119,28 @@ def _eval_tasks(cfg: TrainConfig, spec: MethodSpec):
     return ecfg
 
 
-def train(config: TrainConfig, listeners: Iterable[Listener] = (), stop: threading.Event | None = None,
+def as_config(config) -> TrainConfig:
+    """A TrainConfig from what a notebook may pass: one, a dict of its keys, or a YAML path."""
+    if isinstance(config, TrainConfig):
+        return config
+    if isinstance(config, dict):
+        return TrainConfig.from_dict(config, where="train()")
+    if isinstance(config, (str, Path)):
+        return TrainConfig.from_yaml(config)
+    raise WorkbenchError(f"train() takes a TrainConfig, a mapping of its keys or a YAML file, "
+                         f"got {type(config).__name__}")
+
+
+def train(config: TrainConfig | dict | str | Path, listeners: Iterable[Listener] = (), stop: threading.Event | None = None,
           resume: bool = False) -> RunResult:
     """Run one training job. Blocking; widgets call it from a background thread.
 
     listeners: callables that receive every MetricsRecord as it is written.
     stop: set it to end training at the next step (the state is checkpointed).
     resume: continue exactly `config.run_dir` from its last complete checkpoint
-    (`config.max_steps` may be larger than before; the change is recorded)."""
+    (`config.max_steps` may be larger than before; the change is recorded).
+    config: a TrainConfig, a mapping of its keys, or a YAML file of them (what `--config` reads)."""
+    config = as_config(config)
     distributed.init(cpu=_on_cpu(config.device))
     with distributed.main_first():  # the main process fills the model cache; the others then read it
         p = plan(config)

@@ -5,11 +5,13 @@ unreadable run metadata. Each test reproduces a defect the hostile-input sweep f
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
 
 import pytest
+import yaml
 
 from workbench import TrainConfig, train
 from workbench.cli.main import main
@@ -250,3 +252,19 @@ def test_stop_file_from_another_process_stops_and_resume_finishes(tmp_path):
     second = train(TrainConfig(**FAST, max_steps=5, run_dir=str(run)), resume=True)
     assert second.status == "completed" and _train_steps(run) == [1, 2, 3, 4, 5]
     assert second.summary["first_train_loss"] == first.summary["first_train_loss"]
+
+
+def test_train_takes_a_mapping_or_a_yaml_file_as_the_cli_does(tmp_path):
+    """What a notebook naturally passes: a dict of TrainConfig keys, or the YAML file the CLI's
+    --config reads (both were AttributeError: 'dict' object has no attribute 'device')."""
+    result = train({**FAST, "max_steps": 1, "run_dir": str(tmp_path / "from-dict")})
+    assert result.status == "completed"
+    assert json.loads((tmp_path / "from-dict" / "config.json").read_text())["max_length"] == 96
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({**FAST, "max_steps": 1, "run_dir": str(tmp_path / "from-yaml")}))
+    assert train(str(path)).status == "completed"
+    for bad, message in (({"learnig_rate": 1}, "unknown config key in train() 'learnig_rate' (did you mean"),
+                         (None, "train() takes a TrainConfig, a mapping of its keys or a YAML file, got NoneType"),
+                         (tmp_path / "missing.yaml", "does not exist")):
+        with pytest.raises(WorkbenchError, match=re.escape(message)):
+            train(bad)

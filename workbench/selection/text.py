@@ -83,7 +83,10 @@ def to_pool(dataset) -> Pool:
     elif hasattr(dataset, "column_names") and hasattr(dataset, "select"):
         rows, columns = dataset, set(dataset.column_names)
     else:
-        raise WorkbenchError(f"selection: expected a datasets.Dataset, got {type(dataset).__name__}")
+        named = (f" ({dataset!r}: load a dataset by name with workbench.data.load({dataset!r}))"
+                 if isinstance(dataset, str) else "")
+        raise WorkbenchError(f"selection: expected a datasets.Dataset or a list of row dicts, "
+                             f"got {type(dataset).__name__}{named}")
     if len(rows) == 0:
         raise WorkbenchError("selection: the dataset is empty")
     instructions, responses = [], []
