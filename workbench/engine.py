@@ -131,8 +131,8 @@ def as_config(config) -> TrainConfig:
                          f"got {type(config).__name__}")
 
 
-def train(config: TrainConfig | dict | str | Path, listeners: Iterable[Listener] = (), stop: threading.Event | None = None,
-          resume: bool = False) -> RunResult:
+def train(config: TrainConfig | dict | str | Path, listeners: Iterable[Listener] = (),
+          stop: threading.Event | None = None, resume: bool = False) -> RunResult:
     """Run one training job. Blocking; widgets call it from a background thread.
 
     listeners: callables that receive every MetricsRecord as it is written.
