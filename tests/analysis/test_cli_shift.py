@@ -48,3 +48,19 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
                "--out", str(tmp_path / "r.html")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "no-such-model" in err and len(err.splitlines()) == 1
+
+
+def test_cli_takes_a_sentence_as_the_prompt_and_refuses_a_mistyped_dataset(full_run, tmp_path, capsys):
+    """As generate and chat do, a sentence is the prompt itself (it was "unknown dataset"); one
+    word is still a dataset or file name, so a typo is an error naming the dataset meant."""
+    out = tmp_path / "r.html"
+    argv = ["shift", "--base", "tiny-llama", "--tuned", str(full_run), "--max-new-tokens", "3", "--out", str(out)]
+    assert main([*argv, "--prompts", "Name three colours."]) == 0
+    stats = json.loads(out.with_suffix(".json").read_text())
+    assert stats["n_prompts"] == 1 and "Name three colours." in out.read_text()
+    capsys.readouterr()
+    assert main([*argv, "--prompts", "instructons"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown dataset 'instructons' (did you mean 'instructions'?)" in err
+    assert main(["generate", "--model", "tiny-llama", "--prompts", "instructons"]) == 2  # was decoded as a prompt
+    assert "(did you mean 'instructions'?)" in capsys.readouterr().err

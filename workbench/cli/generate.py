@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..errors import WorkbenchError
+from ..errors import UnknownNameError, WorkbenchError, close_match
 from ._paths import check_output_file, os_error_text
 
 
@@ -81,11 +81,20 @@ def resolve_prompts(text: str, max_prompts: int | None):
 
     if not text or not text.strip():
         raise WorkbenchError("--prompts: empty prompt (give text, a file or a dataset name)")
-    path = Path(text).expanduser()
-    builtin = {d.name for d in list_datasets()}
-    if path.exists() or text in builtin or ("/" in text and _DATASET_LIKE.match(text)):
+    if not is_literal_prompt(text):
         return load_prompts(text, max_prompts=max_prompts)
+    builtin = [d.name for d in list_datasets()]
+    if not any(c.isspace() for c in text) and close_match(text, builtin):  # a mistyped name, not a prompt
+        raise UnknownNameError("dataset", text, builtin)
     return [[{"role": "user", "content": text}]], {}
+
+
+def is_literal_prompt(text: str) -> bool:
+    """--prompts TEXT is the prompt itself, not an existing file, a built-in dataset or a hub id."""
+    from ..data import list_datasets
+
+    return not (Path(text).expanduser().exists() or text in {d.name for d in list_datasets()}
+                or ("/" in text and _DATASET_LIKE.match(text)))
 
 
 def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:

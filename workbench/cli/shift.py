@@ -18,7 +18,8 @@ def add_parser(sub):
                         "(the model with an in-context alignment prompt)")
     p.add_argument("--prompts", required=True,
                    help="dataset name or a table with answers (its eval split's 'prompt' column), .txt "
-                        "file (one prompt a line), .json list, or a .jsonl/.csv/.parquet of prompts only")
+                        "file (one prompt a line), .json list, a .jsonl/.csv/.parquet of prompts only, "
+                        "or the text of one prompt (a sentence)")
     p.add_argument("--max-prompts", type=int, default=32, help="analyse at most this many prompts (default 32)")
     p.add_argument("--max-new-tokens", type=int, default=64, help="tokens decoded per prompt (default 64)")
     p.add_argument("--batch-size", type=int, default=16,
@@ -36,6 +37,7 @@ def add_parser(sub):
 def run(args) -> int:
     from ..analysis import token_shift
     from ..errors import WorkbenchError
+    from .generate import is_literal_prompt
 
     if args.max_prompts is not None and args.max_prompts < 1:
         raise WorkbenchError(f"--max-prompts must be ≥ 1, got {args.max_prompts}")
@@ -51,7 +53,10 @@ def run(args) -> int:
     json_path = check_output_file(args.json, "--json", inputs) if args.json else out.with_suffix(".json")
     if not args.json:
         check_output_file(json_path, "--json (default, beside --out)", inputs)
-    result = token_shift(args.base, args.tuned, args.prompts, max_prompts=args.max_prompts,
+    # A sentence is the prompt itself, as for generate and chat; one word must name a dataset or file.
+    literal = is_literal_prompt(args.prompts) and any(c.isspace() for c in args.prompts.strip())
+    prompts = [args.prompts] if literal else args.prompts
+    result = token_shift(args.base, args.tuned, prompts, max_prompts=args.max_prompts,
                          max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                          top_k=args.top_k, greedy=not args.sample, precision=args.precision)
     try:
