@@ -219,7 +219,7 @@ def read_yaml_mapping(path: str | Path, what: str, expected: str) -> dict[str, A
     if path.is_dir():
         raise WorkbenchError(f"{what} {path} is a folder; name a YAML file")
     if not path.is_file():
-        raise WorkbenchError(f"{what} {path} does not exist")
+        raise WorkbenchError(f"{what} {path} {'is not a regular file' if path.exists() else 'does not exist'}")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:

@@ -7,11 +7,12 @@ docs/scaling.md); each copy sees the launcher's RANK/WORLD_SIZE and trains its s
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import sys
 
-from ..config import TrainConfig, field_help
+from ..config import TrainConfig, field_help, read_yaml_mapping
 from ..distributed import is_distributed, is_main
 from ..errors import WorkbenchError
 from ..runs import Event, Kind, open_run
@@ -71,20 +72,36 @@ def _flag(name: str) -> str:
 
 def _resume_config(args) -> TrainConfig:
     """The run's own config.json, for exactly the directory given (never the run_dir stored
-    inside it). Only --max-steps may change on resume; any other setting is refused."""
-    changed = [_flag(f.name) for f in _scalar_fields()
-               if getattr(args, f.name) is not None and f.name not in ("run_dir", "max_steps")]
-    changed += ["--config"] * bool(args.config) + ["--set"] * bool(args.set)
-    if changed:
-        raise WorkbenchError(f"{changed[0]} cannot change on --resume (the run keeps its config.json); "
-                             "only --max-steps can: start a new run to change anything else")
+    inside it). Only --max-steps may change on resume; a flag, --config or --set giving another
+    setting a different value is refused, one repeating the run's value is fine (the command
+    line that started the run, run again with --resume)."""
     saved = open_run(args.run_dir).config
     keep = {k: v for k, v in saved.items() if k not in ("resolved", "resumes", "run_dir")}
-    cfg = TrainConfig.from_dict(keep, where=f"{args.run_dir}/config.json")
+    where = f"{args.run_dir}/config.json"
+    cfg = TrainConfig.from_dict(copy.deepcopy(keep), where=where)
+    asked = TrainConfig.from_dict(copy.deepcopy(keep), where=where)  # --set peft.r=… edits its dicts in place
+    if args.config:
+        for key, value in read_yaml_mapping(args.config, "config file", "config keys").items():
+            asked.set(key, value, where=args.config)
+    _apply_flags(asked, args)
+    for f in dataclasses.fields(TrainConfig):
+        mine, theirs = getattr(asked, f.name), getattr(cfg, f.name)
+        if f.name not in ("run_dir", "max_steps") and mine != theirs:
+            name = _flag(f.name) if any(s.name == f.name for s in _scalar_fields()) else f.name
+            raise WorkbenchError(f"{name} cannot change on --resume (the run has {theirs!r}, asked {mine!r}); only "
+                                 "--max-steps can: start a new run to change anything else")
     cfg.run_dir = args.run_dir
-    if args.max_steps is not None:
-        cfg.apply_flag("max_steps", args.max_steps)
+    cfg.max_steps = asked.max_steps
     return cfg
+
+
+def _apply_flags(cfg: TrainConfig, args) -> None:
+    """The command line over `cfg`: flags, then --set (the documented precedence)."""
+    for f in _scalar_fields():
+        value = getattr(args, f.name)
+        if value is not None:
+            cfg.apply_flag(f.name, value)
+    cfg.apply_overrides(args.set)
 
 
 def run(args) -> int:
@@ -108,11 +125,7 @@ def run(args) -> int:
         cfg = _resume_config(args)
     else:
         cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
-        for f in _scalar_fields():
-            value = getattr(args, f.name)
-            if value is not None:
-                cfg.apply_flag(f.name, value)
-        cfg.apply_overrides(args.set)
+        _apply_flags(cfg, args)
 
     if args.num_processes is not None or args.accelerate_config:
         from ._launch import launch
