@@ -13,6 +13,7 @@ where it is; the Trainer's DDP splits each batch across them (workbench/distribu
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import threading
 import time
@@ -119,6 +120,25 @@ def _eval_tasks(cfg: TrainConfig, spec: MethodSpec):
     return ecfg
 
 
+# What may differ between a run's config.json and the config that resumes it.
+_RESUME_MAY_DIFFER = ("run_dir", "max_steps", "resolved", "resumes")
+
+
+def check_resume_config(p: Plan, run_dir: str) -> None:
+    """Resuming trains the run that config.json describes: a config that differs in anything but
+    max_steps (a notebook resuming with another learning rate, batch size or LoRA rank) would
+    train another job on its checkpoint while config.json says otherwise. Compared with every
+    default filled in, as config.json stores it."""
+    from .runs import open_run
+
+    saved = open_run(run_dir).config
+    mine = json.loads(json.dumps(p.resolved(), default=str))
+    for key in sorted((mine.keys() | saved.keys()) - set(_RESUME_MAY_DIFFER)):
+        if mine.get(key) != saved.get(key):
+            raise WorkbenchError(f"{key} cannot change on resume (the run has {saved.get(key)!r}, asked "
+                                 f"{mine.get(key)!r}); only max_steps can: start a new run to change anything else")
+
+
 def as_config(config) -> TrainConfig:
     """A TrainConfig from what a notebook may pass: one, a dict of its keys, or a YAML path."""
     if isinstance(config, TrainConfig):
@@ -155,6 +175,7 @@ def train(config: TrainConfig | dict | str | Path, listeners: Iterable[Listener]
             if not cfg.run_dir:
                 raise WorkbenchError("resume needs the run directory (--run-dir)")
             check_resume_world(cfg.run_dir, distributed.world_size())
+            check_resume_config(p, cfg.run_dir)
             run = Run.resume(cfg.run_dir, listeners, stop, max_steps=cfg.max_steps)
         else:
             run = Run.create(cfg.run_dir or default_run_dir(cfg.method, cfg.model), p.resolved(), listeners, stop)

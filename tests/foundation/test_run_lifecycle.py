@@ -134,6 +134,22 @@ def test_resume_refuses_changed_settings_and_records_a_new_max_steps(tmp_path, c
     assert code == 2 and "already completed 7 steps" in _one_line(err)
 
 
+def test_resume_from_python_refuses_a_config_that_differs_from_the_runs(tmp_path):
+    """A notebook's train(cfg, resume=True) with another learning rate or LoRA rank trained the
+    checkpoint under settings config.json did not record; now it is one line, nothing touched."""
+    run = _stopped_run(tmp_path, max_steps=6)
+    before = {name: (run / name).read_text() for name in ("config.json", "metrics.jsonl", "summary.json")}
+    for change, message in (({"learning_rate": 0.5}, "learning_rate cannot change on resume (the run has 0.0002"),
+                            ({"peft_args": {"r": 4}}, "peft_args cannot change on resume"),
+                            ({"batch_size": 1}, "batch_size cannot change on resume")):
+        with pytest.raises(WorkbenchError, match=re.escape(message)):
+            train(TrainConfig(**{**FAST, "max_steps": 6, **change}, run_dir=str(run)), resume=True)
+    assert {name: (run / name).read_text() for name in before} == before
+    # The same settings (defaults left implicit, as config.json fills them in) and a larger max_steps resume.
+    result = train(TrainConfig(**FAST, max_steps=7, run_dir=str(run)), resume=True)
+    assert result.status == "completed" and _train_steps(run) == list(range(1, 8))
+
+
 def test_a_run_killed_during_its_final_save_resumes_without_training_past_max_steps(tmp_path):
     cfg = TrainConfig(**FAST, max_steps=4, run_dir=str(tmp_path / "run"))
     run = Path(train(cfg).run_dir)
