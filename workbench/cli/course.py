@@ -49,14 +49,15 @@ def run_build(args) -> int:
 def run_check(args) -> int:
     from ..course import grade_notebook
     from ..errors import WorkbenchError
+    from ._paths import check_output_file
 
     if args.timeout is not None and args.timeout <= 0:
         raise WorkbenchError(f"--timeout must be positive, got {args.timeout:g}")
     if args.threads is not None and args.threads < 1:
         raise WorkbenchError(f"--threads must be at least 1, got {args.threads}")
     for flag, value in (("--out", args.out), ("--json", args.json)):  # the submission is evidence: never replaced
-        if value and Path(value).resolve() == Path(args.notebook).resolve():
-            raise WorkbenchError(f"{flag} {value} is the submission itself; name another file")
+        if value:
+            check_output_file(value, flag, inputs=(args.notebook,))
     grade = grade_notebook(args.notebook, execute=not args.no_execute, profile=args.profile,
                            source=args.source, timeout=args.timeout, out=args.out, threads=args.threads)
     print(f"{grade.notebook.name} (unit {grade.unit})" + ("" if grade.executed else " — stored outputs, not re-run"))
