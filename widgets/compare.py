@@ -161,9 +161,9 @@ class ComparePanel:
             if rec.event in (Event.START, Event.END):
                 self._safe(lambda: self.refresh(latest=True))
 
-        def run(cfg):
+        def run(cfg, resume=False):
             try:
-                train(cfg)
+                train(cfg, resume)
             finally:
                 result = train_panel.result
                 self._safe(lambda: self.refresh(select=str(result.run_dir) if result else None, latest=True))

@@ -59,11 +59,17 @@ class TrainPanel:
         self.start_button.add_class("wb-start")
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.stop_button.add_class("wb-stop")
+        self.resume_button = W.Button(description="Resume", icon="forward", disabled=True,
+                                      tooltip="continue the last run from its newest checkpoint (its own "
+                                              "settings; max_steps from the form when larger)")
+        self.resume_button.add_class("wb-resume")
         self.status = W.HTML("ready")
         self.status.add_class("wb-status")
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
-        parts = [W.HBox([self.start_button, self.stop_button, self.status]), self.progress.widget]
+        self.resume_button.on_click(lambda _: self.resume())
+        parts = [W.HBox([self.start_button, self.stop_button, self.resume_button, self.status]),
+                 self.progress.widget]
         if live:
             parts.append(self.curves.widget)
         parts.append(W.VBox([W.HTML("<b>Samples</b>"), self.samples.widget]))
@@ -116,8 +122,8 @@ class TrainPanel:
                 self._set_status(f"training{self._params}")
 
     # -- actions -----------------------------------------------------------------------
-    def _prepare(self) -> TrainConfig:
-        cfg = self.get_config()
+    def _prepare(self, cfg: TrainConfig | None = None) -> TrainConfig:
+        cfg = cfg or self.get_config()
         self._cfg = cfg
         self.result, self.error = None, None
         self._stop = threading.Event()
@@ -135,9 +141,40 @@ class TrainPanel:
         except WorkbenchError as e:
             self._set_status(f"error: {e}")
             return
-        self.start_button.disabled, self.stop_button.disabled = True, False
+        self._launch(cfg, resume=False)
+
+    def resume(self) -> None:
+        """Continue the last run (stopped, interrupted or failed) from its newest complete
+        checkpoint, with the settings it was started with; a larger max_steps in the form
+        trains it further. The curves keep the steps it had already logged."""
+        if self.running or self.result is None:
+            return
+        from workbench.engine import resume_config
+        from workbench.runs import open_run
+        from workbench.runs.run import resume_step
+
+        try:
+            run_dir = self.result.run_dir
+            cfg = resume_config(run_dir)
+            asked = self.get_config().max_steps
+            if self.result.status == "completed" and asked <= cfg.max_steps:
+                raise WorkbenchError(f"the run completed its {cfg.max_steps} steps; raise max_steps in the "
+                                     "settings to train it further")
+            cfg.max_steps = max(cfg.max_steps, asked)
+            self._prepare(cfg)
+            upto = resume_step(run_dir)
+            for rec in open_run(run_dir).records():  # what the resumed run keeps (it truncates after its checkpoint)
+                if rec.step <= upto:
+                    self.curves.add(rec)
+        except WorkbenchError as e:
+            self._set_status(f"error: {e}")
+            return
+        self._launch(cfg, resume=True)
+
+    def _launch(self, cfg: TrainConfig, resume: bool) -> None:
+        self.start_button.disabled, self.stop_button.disabled, self.resume_button.disabled = True, False, True
         self._set_status("loading model and data…")
-        self._thread = threading.Thread(target=self._train, args=(cfg,), name="workbench-train", daemon=True)
+        self._thread = threading.Thread(target=self._train, args=(cfg, resume), name="workbench-train", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -151,12 +188,12 @@ class TrainPanel:
             self._thread.join(timeout)
         return not self.running
 
-    def _train(self, cfg: TrainConfig) -> None:
+    def _train(self, cfg: TrainConfig, resume: bool = False) -> None:
         from workbench import train
 
         try:
             try:
-                self.result = train(cfg, listeners=[self.on_record], stop=self._stop)
+                self.result = train(cfg, listeners=[self.on_record], stop=self._stop, resume=resume)
             except Exception as e:  # noqa: BLE001 — shown in the panel, the kernel lives on
                 self.error = f"{type(e).__name__}: {e}"
                 if not isinstance(e, WorkbenchError):
@@ -173,6 +210,7 @@ class TrainPanel:
                 self.progress.finish("failed")
         finally:
             self.start_button.disabled, self.stop_button.disabled = False, True
+            self.resume_button.disabled = self.result is None
 
     def run_sync(self, show: bool = True):
         """Train in this thread (headless notebooks, scripts); then show static results."""

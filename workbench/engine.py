@@ -12,6 +12,7 @@ where it is; the Trainer's DDP splits each batch across them (workbench/distribu
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -137,6 +138,18 @@ def check_resume_config(p: Plan, run_dir: str) -> None:
         if mine.get(key) != saved.get(key):
             raise WorkbenchError(f"{key} cannot change on resume (the run has {saved.get(key)!r}, asked "
                                  f"{mine.get(key)!r}); only max_steps can: start a new run to change anything else")
+
+
+def resume_config(run_dir: str | Path) -> TrainConfig:
+    """The TrainConfig of the run in `run_dir` (its config.json, defaults filled in), pointed at
+    exactly that directory: what resuming it trains (max_steps may then grow)."""
+    from .runs import open_run
+
+    saved = open_run(run_dir).config
+    keep = {k: copy.deepcopy(v) for k, v in saved.items() if k not in _RESUME_MAY_DIFFER}
+    cfg = TrainConfig.from_dict({**keep, "max_steps": saved.get("max_steps", 1)}, where=f"{run_dir}/config.json")
+    cfg.run_dir = str(run_dir)
+    return cfg
 
 
 def as_config(config) -> TrainConfig:

@@ -63,3 +63,36 @@ def test_train_panel_runs_in_background_and_stops_cleanly(tmp_path):
     shift = analyze.compute_shift(panel.result)
     assert shift is not None and shift.n_tokens > 0, analyze.shift_out.value
     assert "unshifted" in analyze.shift_out.value and len(analyze.plot_box.children) == 1
+
+
+def test_train_panel_resumes_a_stopped_run_and_trains_a_finished_one_further(tmp_path):
+    """The app's Resume: the CLI's --resume and a notebook's train(resume=True) had no button.
+    It continues the last run with its own settings, the curve keeps the steps already logged,
+    and a completed run grows only when the form asks for more steps."""
+    from widgets.train_panel import TrainPanel
+    from workbench.config import TrainConfig
+
+    form = TrainConfig(model="tiny-llama", max_steps=40, eval_rows=0, sample_prompts=0, save_steps=1000,
+                       run_dir=str(tmp_path / "run"))
+    panel = TrainPanel(lambda: form, live=True)
+    assert panel.resume_button.disabled  # nothing to resume yet
+    panel.start()
+    deadline = time.monotonic() + 120
+    while panel.curves.n_points() < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    panel.stop()
+    assert panel.wait(timeout=60) and panel.result.status == "stopped"
+    stopped_at = panel.result.summary["steps"]
+    assert not panel.resume_button.disabled
+
+    form.learning_rate = 5.0  # the form changed since: resume keeps the run's own settings
+    panel.resume()
+    assert panel.wait(timeout=120) and panel.result.status == "completed", panel.status.value
+    assert panel.result.summary["steps"] == 40 and panel.result.summary["resumed_from"].endswith(f"-{stopped_at}")
+    assert list(panel.curves.loss_fig.data[0].x) == list(range(1, 41))  # continuous, no step twice
+
+    panel.resume()  # completed, and the form asks for no more steps
+    assert not panel.running and "raise max_steps" in panel.status.value
+    form.max_steps = 42
+    panel.resume()
+    assert panel.wait(timeout=120) and panel.result.summary["steps"] == 42, panel.status.value

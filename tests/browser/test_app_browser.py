@@ -3,6 +3,7 @@ run it, press Start, watch the live loss plot gain points, press Stop, check tha
 stopped. Leaves test-artifacts/app-mid-training.png."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -130,6 +131,13 @@ def test_start_live_plot_stop(lab):
             assert start_points + 3 <= step < 2000, status
             assert page.locator("button.wb-start").is_enabled()
             page.screenshot(path=str(ARTIFACTS / "app-stopped.png"), full_page=False)
+
+            # Resume continues the same run from its checkpoint: the curve grows on from where it stopped.
+            page.locator("button.wb-resume").click()
+            page.wait_for_function(f"() => ({POINTS_JS})() >= {stopped_at + 2}", timeout=150_000)
+            page.locator("button.wb-stop").click()
+            page.wait_for_function(f"() => ({STATUS_JS})().startsWith('stopped')", timeout=60_000)
+            assert int(page.evaluate(STATUS_JS).split("at step ")[1].split()[0]) >= step + 2
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "app-failure.png"))
             raise
@@ -138,3 +146,5 @@ def test_start_live_plot_stop(lab):
     # The stopped run kept what it trained: a run directory with its records and summary.
     runs = list(runs_root.iterdir())
     assert len(runs) == 1 and (runs[0] / "summary.json").is_file()
+    summary = json.loads((runs[0] / "summary.json").read_text())
+    assert summary["resumed_from"].endswith(f"checkpoint-{step}"), summary

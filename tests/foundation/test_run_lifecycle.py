@@ -114,10 +114,10 @@ def test_a_half_written_checkpoint_is_skipped_and_named(tmp_path, caplog):
 
 def test_resume_refuses_changed_settings_and_records_a_new_max_steps(tmp_path, capsys):
     run = _stopped_run(tmp_path, max_steps=6)
-    for flag, value, named in (("--learning-rate", "5", "--learning-rate"), ("--batch-size", "8", "--batch-size"),
+    for flag, value, named in (("--learning-rate", "5", "learning_rate"), ("--batch-size", "8", "batch_size"),
                                ("--set", "method.loss_type=dft", "method_args"), ("--set", "peft.r=4", "peft_args")):
         code, _, err = _cli(capsys, "train", "--resume", "--run-dir", str(run), flag, value)
-        assert code == 2 and f"{named} cannot change on --resume (the run has " in _one_line(err)
+        assert code == 2 and f"{named} cannot change on resume (the run has " in _one_line(err)
     # The command line that started the run, run again with --resume: its values are the run's own
     # (this was refused: "--model cannot change on --resume").
     saved = json.loads((run / "config.json").read_text())

@@ -7,7 +7,6 @@ docs/scaling.md); each copy sees the launcher's RANK/WORLD_SIZE and trains its s
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import json
 import sys
@@ -15,7 +14,7 @@ import sys
 from ..config import TrainConfig, field_help, read_yaml_mapping
 from ..distributed import is_distributed, is_main
 from ..errors import WorkbenchError
-from ..runs import Event, Kind, open_run
+from ..runs import Event, Kind
 from ..signals import sigterm_as_interrupt
 
 
@@ -72,26 +71,16 @@ def _flag(name: str) -> str:
 
 def _resume_config(args) -> TrainConfig:
     """The run's own config.json, for exactly the directory given (never the run_dir stored
-    inside it). Only --max-steps may change on resume; a flag, --config or --set giving another
-    setting a different value is refused, one repeating the run's value is fine (the command
-    line that started the run, run again with --resume)."""
-    saved = open_run(args.run_dir).config
-    keep = {k: v for k, v in saved.items() if k not in ("resolved", "resumes", "run_dir")}
-    where = f"{args.run_dir}/config.json"
-    cfg = TrainConfig.from_dict(copy.deepcopy(keep), where=where)
-    asked = TrainConfig.from_dict(copy.deepcopy(keep), where=where)  # --set peft.r=… edits its dicts in place
+    inside it), with the command line over it: the engine refuses any change but --max-steps,
+    so the command that started the run, run again with --resume, continues it."""
+    from ..engine import resume_config
+
+    cfg = resume_config(args.run_dir)
     if args.config:
         for key, value in read_yaml_mapping(args.config, "config file", "config keys").items():
-            asked.set(key, value, where=args.config)
-    _apply_flags(asked, args)
-    for f in dataclasses.fields(TrainConfig):
-        mine, theirs = getattr(asked, f.name), getattr(cfg, f.name)
-        if f.name not in ("run_dir", "max_steps") and mine != theirs:
-            name = _flag(f.name) if any(s.name == f.name for s in _scalar_fields()) else f.name
-            raise WorkbenchError(f"{name} cannot change on --resume (the run has {theirs!r}, asked {mine!r}); only "
-                                 "--max-steps can: start a new run to change anything else")
+            cfg.set(key, value, where=args.config)
+    _apply_flags(cfg, args)
     cfg.run_dir = args.run_dir
-    cfg.max_steps = asked.max_steps
     return cfg
 
 

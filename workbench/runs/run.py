@@ -34,7 +34,7 @@ from .. import distributed
 from ..errors import WorkbenchError
 from .lock import LOCK, RunLock
 from .records import Event, Kind, Listener, MetricsRecord
-from .store import CONFIG, FINAL, METRICS, SUMMARY, RunStore, open_run, read_jsonl, write_json_atomic
+from .store import CHECKPOINTS, CONFIG, FINAL, METRICS, SUMMARY, RunStore, open_run, read_jsonl, write_json_atomic
 
 log = logging.getLogger("workbench")
 
@@ -72,6 +72,12 @@ def complete_checkpoints(checkpoints_dir: Path) -> tuple[list[Path], list[Path]]
             if p.is_dir() and _checkpoint_step(p) is not None:
                 (complete if (p / COMPLETE).is_file() or _legacy_complete(p) else broken).append(p)
     return sorted(complete, key=_checkpoint_step), sorted(broken, key=_checkpoint_step)
+
+
+def resume_step(run_dir: str | Path) -> int:
+    """The step a resume of this run starts after: its newest complete checkpoint's (0 if none)."""
+    complete = complete_checkpoints(Path(run_dir) / CHECKPOINTS)[0]
+    return _checkpoint_step(complete[-1]) if complete else 0
 
 
 def _legacy_complete(p: Path) -> bool:
