@@ -79,11 +79,13 @@ def test_every_bad_row_is_one_line_with_file_row_and_field(tmp_path):
     rows[7]["rejected"] = [{"role": "assistant", "content": "   "}]
     rows[11]["prompt"] = [{"role": "robot", "content": "hi"}]
     del rows[16]["rejected"]
+    rows[18]["rejected"] = [{"role": "assistant", "content": rows[18]["chosen"]}]  # same reply, another spelling
     p = write_jsonl(tmp_path / "prefs.jsonl", rows)
     with pytest.raises(DataError) as e:
         load(p, format="preference")
     lines = str(e.value).splitlines()
-    assert lines[0] == "prefs.jsonl: 4 bad rows of 20"
+    assert lines[0] == "prefs.jsonl: 5 bad rows of 20"
+    assert "prefs.jsonl row 19: 'chosen' and 'rejected' are the same response, so the pair prefers nothing" in lines
     assert "prefs.jsonl row 4: 'chosen' is empty" in lines
     assert "prefs.jsonl row 8: 'rejected'[0] content is empty" in lines
     assert "prefs.jsonl row 12: 'prompt'[0] has role 'robot'; expected one of system, user, assistant" in lines

@@ -18,6 +18,10 @@ prompt = st.one_of(text, st.lists(msg, min_size=1, max_size=3))
 reply = st.one_of(text, assistant)
 
 
+def _content(reply_) -> str:
+    return reply_ if isinstance(reply_, str) else reply_[0]["content"]
+
+
 def _messages():
     return st.builds(lambda before, last: {"messages": before + [{"role": "assistant", "content": last}]},
                      st.lists(msg, max_size=3), text)
@@ -35,7 +39,8 @@ ROWS = {
     "messages": _messages(),
     "prompt_completion": st.builds(lambda p, c: {"prompt": p, "completion": c}, prompt, reply),
     "preference": st.builds(lambda p, c, r, k: {"prompt": p, "chosen": c, "rejected": r, "criterion": k},
-                            prompt, reply, reply, text),
+                            prompt, reply, reply, text).filter(  # a pair of one reply twice is a bad row
+        lambda row: _content(row["chosen"]).strip() != _content(row["rejected"]).strip()),
     "unpaired": st.builds(lambda p, c, lab: {"prompt": p, "completion": c, "label": lab}, prompt, reply, st.booleans()),
     "ranked": _ranked(),
     "verifiable": st.builds(lambda p, a, t, s: {"prompt": p, "answer": a, "task": t, "solution": s},

@@ -180,6 +180,9 @@ def normalise(row: dict, fmt: str) -> dict:
         if fmt == "preference":
             row["chosen"] = _conversation("chosen", row["chosen"], "assistant", assistant_only=True)
             row["rejected"] = _conversation("rejected", row["rejected"], "assistant", assistant_only=True)
+            if row["chosen"] == row["rejected"]:  # zero preference signal: every pairwise loss is flat on it
+                raise RowProblem("rejected", "'chosen' and 'rejected' are the same response, so the pair "
+                                             "prefers nothing")
         if fmt == "ranked":
             responses = _maybe_json(row["responses"])
             if not isinstance(responses, list) or len(responses) < 2:
