@@ -144,9 +144,9 @@ class TrainPanel:
         self._launch(cfg, resume=False)
 
     def resume(self) -> None:
-        """Continue the last run (stopped, interrupted or failed) from its newest complete
-        checkpoint, with the settings it was started with; a larger max_steps in the form
-        trains it further. The curves keep the steps it had already logged."""
+        """Continue the panel's last run from its newest complete checkpoint, with the settings it
+        was started with: a stopped run goes on, a completed one trains further when the form's
+        max_steps is larger. The curves keep the steps it had already logged."""
         if self.running or self.result is None:
             return
         from workbench.engine import resume_config

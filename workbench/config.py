@@ -193,7 +193,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "float32", "bfloat16")
 TRL_NAMES = {"gradient_accumulation_steps": "grad_accum", "per_device_train_batch_size": "batch_size",
              "max_seq_length": "max_length", "lr_scheduler_type": "lr_scheduler", "lr": "learning_rate",
              "model_name_or_path": "model", "output_dir": "run_dir", "dataset_name": "dataset",
-             "eval_every": "eval_steps", "bf16": "precision", "fp32": "precision"}
+             "eval_every": "eval_steps"}
 ON_ERROR = ("raise", "skip")
 
 

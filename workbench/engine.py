@@ -146,8 +146,8 @@ def resume_config(run_dir: str | Path) -> TrainConfig:
     from .runs import open_run
 
     saved = open_run(run_dir).config
-    keep = {k: copy.deepcopy(v) for k, v in saved.items() if k not in _RESUME_MAY_DIFFER}
-    cfg = TrainConfig.from_dict({**keep, "max_steps": saved.get("max_steps", 1)}, where=f"{run_dir}/config.json")
+    keep = {k: copy.deepcopy(v) for k, v in saved.items() if k not in ("run_dir", "resolved", "resumes")}
+    cfg = TrainConfig.from_dict(keep, where=f"{run_dir}/config.json")
     cfg.run_dir = str(run_dir)
     return cfg
 

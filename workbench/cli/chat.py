@@ -1,7 +1,7 @@
 """`workbench chat M1 M2 …`: a terminal side-by-side. Each line read from stdin is a user
 turn; every contestant streams its reply in turn (multi-turn, with each model's chat
 template). Works with a pipe: `printf 'Hi\\nWhy?\\n' | workbench chat tiny-llama urial:tiny-llama`.
-Commands: /clear (new conversation), /quit."""
+Commands: /clear (new conversation), /quit (or /exit)."""
 from __future__ import annotations
 
 import re
