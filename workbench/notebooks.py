@@ -98,6 +98,34 @@ def check_declared(path, parameters, known, where: str | None = None) -> None:
 
             raise UnknownNameError(f"parameter of {Path(path).name}" + (f" (from {where})" if where else ""),
                                    name, known)
+        _check_kind(path, name, parameters[name], known[name], src)
+
+
+def _check_kind(path, name: str, value, default_text: str, src: str) -> None:
+    """A word where the notebook's default is a number or a switch (`-p max_steps abc`) fails in
+    the kernel's cell 3 after its start-up; say so now. Text that reads as a number passes
+    (YAML gives `1e-3` as a string), and so does anything for other defaults: notebooks
+    legitimately take several types there."""
+    import ast
+
+    try:
+        default = ast.literal_eval(default_text)
+    except (ValueError, SyntaxError):
+        return
+    if not isinstance(value, str) or default is None:
+        return
+    if isinstance(default, bool):
+        expected = "true or false"
+    elif isinstance(default, (int, float)):
+        try:
+            float(value)
+            return
+        except ValueError:
+            expected = "a number"
+    else:
+        return
+    raise WorkbenchError(f"parameter {name} of {Path(path).name}{src}: expected {expected} like its default "
+                         f"{default_text}, got {value!r}")
 
 
 def _declared_parameters(path: Path) -> dict[str, Any]:

@@ -75,6 +75,23 @@ def test_unknown_parameter_is_one_clear_error(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("name,value,message", [
+    ("max_steps", "abc", "parameter max_steps of train_run.ipynb: expected a number like its default 20, got 'abc'"),
+    ("resume", "maybe", "parameter resume of train_run.ipynb: expected true or false like its default False"),
+])
+def test_a_word_for_a_number_or_switch_is_refused_before_the_kernel(tmp_path, capsys, name, value, message):
+    """`workbench run NB -p max_steps abc` started a kernel and failed in cell 3; a number given
+    as text (YAML reads `1e-3` as a string) still passes, as it did."""
+    from workbench.cli.main import main
+    from workbench.notebooks import check_parameters
+
+    template = NOTEBOOKS.parent / "templates" / "train_run.ipynb"
+    assert main(["run", str(template), "-p", name, value, "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and not (tmp_path / "out").exists(), err
+    check_parameters(template, {"learning_rate": "1e-3", "max_steps": "20", "model": "tiny-llama", "resume": True})
+
+
 def test_a_kernel_that_dies_starting_is_started_once_more(tmp_path, monkeypatch):
     """A kernel can die before answering when another process took one of its ports (parallel
     trials); execute starts it a second time and no more. Here a real kernelspec whose process
