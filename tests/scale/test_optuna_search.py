@@ -69,7 +69,7 @@ def test_search_of_four_trials_prunes_the_bad_one(tmp_path, capsys):
     # The same search again into its folder: the study is complete, nothing runs, the report stays whole
     # (it ran 4 more trials, re-suggesting the same parameters, and reported only those).
     folders = sorted(p.name for p in out.iterdir())
-    assert main(["sweep", sweep, "-o", str(out)]) == 0
+    assert main(["sweep", sweep, "-o", str(out), "--engine", "local"]) == 0  # no cluster to start for nothing
     captured = capsys.readouterr()
     assert "4 of 4 trials finished earlier" in captured.err and "4/4 trials succeeded (1 pruned)" in captured.out
     assert sorted(p.name for p in out.iterdir()) == folders
