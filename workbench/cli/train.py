@@ -65,6 +65,11 @@ def _print_record(rec) -> None:
         print(f"step {rec.step:>5}  {rec.kind:5}  {shown}", flush=True)
 
 
+def _flag(name: str) -> str:
+    """A TrainConfig field as its command-line flag (also used to rebuild the command for accelerate)."""
+    return f"--{name.replace('_', '-')}"
+
+
 def _resume_config(args) -> TrainConfig:
     """The run's own config.json, for exactly the directory given (never the run_dir stored
     inside it), with the command line over it: the engine refuses any change but --max-steps,
