@@ -71,10 +71,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> "TrainConfig":
-        cfg = cls()
+        return cls().update(data, where)
+
+    def update(self, data: dict[str, Any], where: str = "config") -> "TrainConfig":
+        """Set each key of `data` (as `set` does, checked), in order; returns self."""
         for key, value in data.items():
-            cfg.set(key, value, where=where)
-        return cfg
+            self.set(key, value, where=where)
+        return self
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
@@ -308,6 +311,12 @@ def dataclass_from_args(cls, args: dict[str, Any], where: str):
 # Field metadata that bounds a knob: name → (holds when, how the message says it).
 _BOUNDS = {"min": (operator.ge, "≥"), "max": (operator.le, "≤"), "above": (operator.gt, ">"),
            "below": (operator.lt, "<")}
+
+
+def differing_keys(mine: dict, theirs: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    """The keys (sorted) whose values differ between two mappings, a key missing from one counting
+    as None there: what a second invocation changed against the first (resume, sweep folders)."""
+    return sorted(k for k in (mine.keys() | theirs.keys()) - set(ignore) if mine.get(k) != theirs.get(k))
 
 
 def check_bounds(f: dataclasses.Field, value, where: str) -> None:

@@ -26,7 +26,7 @@ from trl.data_utils import is_conversational
 
 from . import distributed
 from .allocator import keep_freed_memory
-from .config import TrainConfig, dataclass_from_args
+from .config import TrainConfig, dataclass_from_args, differing_keys
 from .data.prep_bar import one_bar
 from .errors import WorkbenchError
 from .methods import MethodSpec, get_method
@@ -134,10 +134,11 @@ def check_resume_config(p: Plan, run_dir: str) -> None:
 
     saved = open_run(run_dir).config
     mine = json.loads(json.dumps(p.resolved(), default=str))
-    for key in sorted((mine.keys() | saved.keys()) - set(_RESUME_MAY_DIFFER)):
-        if mine.get(key) != saved.get(key):
-            raise WorkbenchError(f"{key} cannot change on resume (the run has {saved.get(key)!r}, asked "
-                                 f"{mine.get(key)!r}); only max_steps can: start a new run to change anything else")
+    differ = differing_keys(mine, saved, ignore=_RESUME_MAY_DIFFER)
+    if differ:
+        key = differ[0]
+        raise WorkbenchError(f"{key} cannot change on resume (the run has {saved.get(key)!r}, asked "
+                             f"{mine.get(key)!r}); only max_steps can: start a new run to change anything else")
 
 
 def resume_config(run_dir: str | Path) -> TrainConfig:

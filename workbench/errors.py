@@ -11,9 +11,13 @@ class UnknownNameError(WorkbenchError):
 
     def __init__(self, kind: str, name: str, known, hint: str | None = None):
         known = sorted(known)
-        hint = hint or (f"did you mean {m!r}?" if (m := close_match(name, known)) else "")
-        hint = f" ({hint})" if hint else ""
+        hint = f" ({hint})" if hint else did_you_mean(name, known)
         super().__init__(f"unknown {kind} {name!r}{hint}; known: {', '.join(known) or '(none)'}")
+
+
+def did_you_mean(name, known) -> str:
+    """" (did you mean 'x'?)" for the closest known name, or "" when none is close."""
+    return f" (did you mean {m!r}?)" if (m := close_match(name, known)) else ""
 
 
 def close_match(name, known) -> str | None:

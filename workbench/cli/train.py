@@ -78,8 +78,7 @@ def _resume_config(args) -> TrainConfig:
 
     cfg = resume_config(args.run_dir)
     if args.config:
-        for key, value in read_yaml_mapping(args.config, "config file", "config keys").items():
-            cfg.set(key, value, where=args.config)
+        cfg.update(read_yaml_mapping(args.config, "config file", "config keys"), where=args.config)
     _apply_flags(cfg, args)
     cfg.run_dir = args.run_dir
     return cfg

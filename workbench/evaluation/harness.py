@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import WorkbenchError, close_match
+from ..errors import WorkbenchError, did_you_mean
 from .config import BUILTIN_TASKS, EvalConfig
 
 TASKS_DIR = Path(__file__).parent / "tasks"
@@ -103,9 +103,8 @@ def _maybe_hub_task(name: str) -> bool:
 
 
 def _unknown(name: str) -> WorkbenchError:
-    hint = f" (did you mean {m!r}?)" if (m := close_match(name, BUILTIN_TASKS)) else ""
-    return WorkbenchError(f"unknown task {name!r}{hint}; built-in: {', '.join(BUILTIN_TASKS)} "
-                          "(or any lm-eval task name)")
+    return WorkbenchError(f"unknown task {name!r}{did_you_mean(name, BUILTIN_TASKS)}; built-in: "
+                          f"{', '.join(BUILTIN_TASKS)} (or any lm-eval task name)")
 
 
 def load_task(name: str, config: EvalConfig):

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import read_yaml_mapping
+from ..config import differing_keys, read_yaml_mapping
 from ..errors import UnknownNameError, WorkbenchError
 from ..threads import available_cores
 
@@ -260,7 +260,7 @@ def _earlier_result(index: int, cfg: dict, folder: Path, template: Path, params:
         mine = {k: v for k, v in json.loads(json.dumps(params, default=str)).items() if k not in _PER_FOLDER}
         theirs = {k: v for k, v in stored.items() if k not in _PER_FOLDER}
         if mine != theirs:
-            differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+            differ = differing_keys(mine, theirs)
             raise WorkbenchError(f"{folder} holds another sweep's configuration {index} (parameters differ: "
                                  f"{', '.join(differ)}); pick another -o/--output folder")
     run = folder / "run"

@@ -339,13 +339,14 @@ def _continue_study(study, spec, out_dir: Path) -> tuple[list, dict[str, Path]]:
     another search is one line; a new study records what it searches."""
     from optuna.trial import TrialState
 
+    from ..config import differing_keys
     from . import SweepResult, _slug, label_of
 
     mine, theirs = _identity(spec), study.user_attrs.get("search")
     if theirs is None:
         study.set_user_attr("search", mine)
     elif theirs != mine:
-        differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        differ = differing_keys(mine, theirs)
         raise WorkbenchError(f"{out_dir} holds another search (differs in: {', '.join(differ)}); "
                              "pick another -o/--output folder")
     trials = study.get_trials(deepcopy=False)
