@@ -147,6 +147,11 @@ def _cli_fails(capsys, argv, match):
     (["OTHER"], "tuned from different base models"),
     (["B", "--set", "dnsity=0.2", "--method", "ties"], "unknown merge.ties key 'dnsity'"),
     (["B", "--base", "smollm2-135m-instruct"], "--base 'smollm2-135m-instruct' differs from the base"),
+    (["B", "--weights", "0,0"], "--weights are all 0"),
+    # --set of a flag's knob is that flag: checked like it, and refused next to the flag itself
+    (["B", "--method", "ties", "--set", "density=2"], "density must be in (0, 1]"),
+    (["B", "--method", "ties", "--set", "density=0.5", "--density", "0.3"], "--set density=… and --density both"),
+    (["B", "--set", "method=tis"], "unknown merge method 'tis' (did you mean 'ties'"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(runs, other_base_run, tmp_path, capsys, extra, match):
     names = {"B": str(runs["b"]), "FB": str(runs["fb"]), "OTHER": str(other_base_run)}

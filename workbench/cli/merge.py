@@ -11,7 +11,7 @@ def add_parser(sub):
                     "before anything is written; the output is a run directory (config.json, final/, "
                     "summary.json) that shift, the probes, Compare and export read like any run.")
     p.add_argument("runs", nargs="*", metavar="RUN", help="run directories to merge (two or more)")
-    p.add_argument("--method", default="linear",
+    p.add_argument("--method", default=None,
                    help="linear, greedy_soup, task_arithmetic, ties, dare, magnitude_prune; LoRA only: svd, cat "
                         "(default linear; --list-methods for their knobs)")
     p.add_argument("--weights", default=None, metavar="W1,W2,…",
@@ -57,10 +57,14 @@ def run(args) -> int:
             for name, default, help_text in field_help(spec.config_cls):
                 print(f"{'':18}{name} = {default!r}: {help_text}")
         return 0
-    if args.density is not None and not 0 < args.density <= 1:
-        raise WorkbenchError(f"--density must be in (0, 1] (the fraction of each task vector kept), got {args.density}")
-    result = merge(args.runs, args.method, weights=args.weights, density=args.density, base=args.base,
-                   out=args.out, **_knobs(args.set))
+    knobs = _knobs(args.set)
+    for flag in ("method", "weights", "density", "base", "out"):  # --set of a flag's own knob is that flag
+        if flag in knobs:
+            if getattr(args, flag) is not None:
+                raise WorkbenchError(f"--set {flag}=… and --{flag} both given; give --{flag} once")
+            setattr(args, flag, knobs.pop(flag))
+    result = merge(args.runs, args.method or "linear", weights=args.weights, density=args.density, base=args.base,
+                   out=args.out, **knobs)
     m = result.config["merge"]
     kept = f"; kept {', '.join(m['kept'])}" if m.get("kept") else ""
     weights = ", ".join(f"{w:g}" for w in m["weights"])

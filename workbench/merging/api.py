@@ -88,6 +88,9 @@ def parse_weights(weights, n: int) -> list[float] | None:
     for w in weights:
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
             raise WorkbenchError(f"--weights: {w!r} is not a finite number")
+    if not any(weights):
+        raise WorkbenchError("--weights are all 0: the merge would be the base model with nothing of the runs; "
+                             "give at least one run a weight")
     return [float(w) for w in weights]
 
 
