@@ -289,6 +289,8 @@ class ComparePanel:
         self.export_status = W.HTML()
         self.export_status.add_class("wb-export-status")
         self.export_button.on_click(lambda _: self.start_export())
+        self.export_dtype.disabled = True  # a GGUF tensor type: safetensors keeps the run's weights
+        self.export_format.observe(lambda ch: setattr(self.export_dtype, "disabled", ch["new"] != "gguf"), "value")
         self.export_box = W.VBox([W.HBox([self.export_format, self.export_dtype]), self.export_out,
                                   W.HBox([self.export_button, self.export_status])])
 
@@ -302,9 +304,10 @@ class ComparePanel:
         out = self.export_out.value.strip() or str(run.parent / f"{run.name}-export-{fmt}")
         self.export_button.disabled = True
         self.export_status.value = f"exporting {html.escape(run.name)} as {fmt} and reading it back…"
+        dtype = self.export_dtype.value if fmt == "gguf" else "f32"
         if not self.live:
-            return self.run_export(run, out, fmt, self.export_dtype.value)
-        threading.Thread(target=self.run_export, args=(run, out, fmt, self.export_dtype.value), daemon=True).start()
+            return self.run_export(run, out, fmt, dtype)
+        threading.Thread(target=self.run_export, args=(run, out, fmt, dtype), daemon=True).start()
         return None
 
     def run_export(self, run, out, fmt: str, dtype: str = "f32"):

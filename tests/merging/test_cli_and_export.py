@@ -85,4 +85,11 @@ def test_export_refuses_bad_input_before_writing(runs, tmp_path, capsys):
 
     with pytest.raises(WorkbenchError, match="unknown GGUF dtype 'q4'"):
         export_run(runs["a"], out, "gguf", dtype="q4")
+    # a GGUF-only knob on a safetensors export, or a tolerance no export can meet, is refused up front
+    for argv, match in [(["--dtype", "f16"], "--dtype f16 is a GGUF tensor type"),
+                        (["--tolerance", "-1"], "--tolerance must be a positive number"),
+                        (["--tolerance", "nan"], "--tolerance must be a positive number")]:
+        assert main(["export", str(runs["a"]), "--out", str(out), *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert match in err and len(err.splitlines()) == 1, err
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -42,6 +42,11 @@ def test_compare_merges_exports_and_analyses_selected_runs(runs, tmp_path):
     assert panel.analyze.get_config().model == "tiny-llama"
 
     panel.export_out.value = str(tmp_path / "exported")
+    assert panel.export_dtype.disabled  # a GGUF tensor type: off for safetensors, and not passed
+    panel.export_format.value = "gguf"
+    assert not panel.export_dtype.disabled
+    panel.export_dtype.value = "f16"
+    panel.export_format.value = "safetensors"
     exported = panel.start_export()
     assert exported is not None, panel.export_status.value
     assert (tmp_path / "exported" / "model.safetensors").is_file() and "read back" in panel.export_status.value

@@ -44,14 +44,23 @@ class ExportResult:
     reloaded: object = field(default=None, repr=False)  # the model transformers read back from the export
 
 
-def check_export_args(run, out, format: str = "safetensors", dtype: str = "f32"):
-    """Every check before anything loads: the run, the format, the output folder."""
+def check_export_args(run, out, format: str = "safetensors", dtype: str = "f32", tolerance: float | None = None):
+    """Every check before anything loads: the run, the format, the tolerance, the output folder."""
+    import math
+
     from .sources import read_source
 
     if format not in FORMATS:
         raise WorkbenchError(f"unknown export format {format!r}; known: {', '.join(FORMATS)}")
     if dtype not in GGUF_DTYPES:
         raise WorkbenchError(f"unknown GGUF dtype {dtype!r}; known: {', '.join(GGUF_DTYPES)}")
+    if format != "gguf" and dtype != "f32":
+        raise WorkbenchError(f"--dtype {dtype} is a GGUF tensor type; a {format} export keeps the run's own "
+                             "weights (add --format gguf)")
+    if tolerance is not None and (isinstance(tolerance, bool) or not isinstance(tolerance, (int, float))
+                                  or not math.isfinite(tolerance) or tolerance <= 0):
+        raise WorkbenchError(f"--tolerance must be a positive number (the largest |logit difference| accepted "
+                             f"on reload), got {tolerance!r}")
     src = read_source(run)
     if format == "gguf":
         cfg_path = src.final / "config.json" if src.kind == "full" else None
@@ -101,7 +110,7 @@ def export_run(run, out, format: str = "safetensors", *, dtype: str = "f32", tol
     """Export `run` into the folder `out` (created; must be new or empty). See the module docstring."""
     import torch
 
-    src, out = check_export_args(run, out, format, dtype)
+    src, out = check_export_args(run, out, format, dtype, tolerance)
     tol = tolerance if tolerance is not None else TOLERANCE["safetensors" if format == "safetensors" else dtype]
     ref_run, ref_tok = _run_reference(src.path, device)
     ids = torch.tensor([ref_tok(CHECK_TEXT)["input_ids"]])
