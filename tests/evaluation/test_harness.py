@@ -116,6 +116,11 @@ def test_bad_input_one_line_exit_2_nothing_written(tiny_run, tmp_path, capsys):
     finally:
         lock.release()
     assert (held / "metrics.jsonl").read_text() == before and not (held / "eval").exists()
+    # --out naming a run directory would overwrite the run's summary.json with the eval table
+    files = {p: p.read_bytes() for p in held.rglob("*") if p.is_file()}
+    assert "is a run directory" in _one_line_exit_2(
+        capsys, ["eval", "tiny-llama", "--tasks", "wb_arithmetic", "--limit", "1", "--out", str(held)])
+    assert {p: p.read_bytes() for p in held.rglob("*") if p.is_file()} == files
 
 
 def test_config_refuses_bad_knobs():
