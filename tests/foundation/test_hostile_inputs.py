@@ -7,6 +7,7 @@ import json
 import os
 import signal
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import yaml
@@ -499,6 +500,34 @@ def test_shift_checks_outputs_and_prompts_before_the_analysis(in_tmp, capsys):
     bad_json.write_text("[\"a\", oops]")
     one_line_error(capsys, base + ["--prompts", bad_json, "--out", in_tmp / "r.html"], "p.json", "not valid JSON")
     assert not (in_tmp / "r.html").exists()
+
+
+def test_no_output_flag_writes_over_a_runs_own_files(in_tmp, capsys):
+    """--out r/config.json (or r/final/…, r/metrics.jsonl) replaced the run's file after the work;
+    now every command refuses a run's own entries up front, and a new file beside them is fine."""
+    from workbench.runs.records import Kind, MetricsRecord
+    from workbench.runs.run import Run
+    from workbench.sweeps import TEMPLATES_DIR
+
+    with Run.create(in_tmp / "r", {"model": "tiny-llama"}) as run:
+        run.emit(MetricsRecord(1, Kind.TRAIN, {"loss": 1.0}))
+        run.save_final(lambda d: (Path(d).mkdir(), (Path(d) / "adapter_config.json").write_text("{}")))
+        run.finish(steps=1)
+    before = {p: p.read_bytes() for p in (in_tmp / "r").rglob("*") if p.is_file()}
+    select = ["select", "--dataset", "instructions", "--strategy", "random", "--k", "2"]
+    shift = ["shift", "--base", "tiny-llama", "--tuned", "tiny-llama", "--prompts", "Say hi to me."]
+    for argv, needle in [
+        (select + ["--out", "r/config.json"], "--out r/config.json is the run"),
+        (select + ["--out", "r/final/rows.jsonl"], "own final"),
+        (["generate", "--model", "tiny-llama", "--prompts", "Say hi to me.", "--out", "r/samples.jsonl"], "--out"),
+        (shift + ["--out", "r/summary.json"], "own summary.json"),
+        (shift + ["--out", "report.html", "--json", "r/metrics.jsonl"], "--json r/metrics.jsonl"),
+        (["check", TEMPLATES_DIR / "train_run.ipynb", "--junit", "r/config.json"], "--junit"),
+        (["run", TEMPLATES_DIR / "train_run.ipynb", "-o", "r/checkpoints"], "-o/--output"),
+    ]:
+        one_line_error(capsys, argv, needle, "loses the run's data")
+    assert {p: p.read_bytes() for p in (in_tmp / "r").rglob("*") if p.is_file()} == before
+    assert main(select + ["--out", "r/rows.jsonl"]) == 0 and (in_tmp / "r" / "rows.jsonl").is_file()
 
 
 # ---------------------------------------------------------------- any file-system error

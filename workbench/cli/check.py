@@ -59,11 +59,11 @@ def run(args) -> int:
     from ..checking import plan_check, run_plan
     from ..checking.report_html import write_html
     from ..checking.report_junit import write_junit
-    from ..errors import WorkbenchError
+    from ._paths import check_output_file
 
     for flag, target in (("--junit", args.junit), ("--html", args.html)):
-        if target and Path(target).is_dir():
-            raise WorkbenchError(f"{flag} {target} is a folder; give a file name")
+        if target:
+            check_output_file(target, flag)
     plan = plan_check(args.paths, profile=args.profile, params_file=args.params, out_dir=args.output,
                       jobs=args.jobs, timeout=args.timeout, compare=args.compare,
                       sanitize_with=args.nbval_sanitize_with)

@@ -16,10 +16,26 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import WorkbenchError
+from .lock import LOCK
 from .records import Kind, MetricsRecord
 
 CONFIG, METRICS, SAMPLES, SUMMARY, FINAL, CHECKPOINTS, STOP = (
     "config.json", "metrics.jsonl", "samples.jsonl", "summary.json", "final", "checkpoints", "STOP")
+
+# What a run directory holds that the workbench writes (eval/: `workbench eval` results).
+RUN_OWNED = (CONFIG, METRICS, SAMPLES, SUMMARY, FINAL, CHECKPOINTS, STOP, "eval", LOCK)
+
+
+def owning_run(path) -> tuple[Path, str] | None:
+    """(run directory, entry) when `path` is one of a run's own files or under one of its
+    folders (e.g. runs/a/config.json, runs/a/final/x), else None: writing there loses the run."""
+    path = Path(path).expanduser().absolute()
+    for run in path.parents:
+        rel = path.relative_to(run)
+        if rel.parts[0] in RUN_OWNED and (run / CONFIG).is_file() and ((run / METRICS).is_file()
+                                                                      or (run / FINAL).is_dir()):
+            return run, rel.parts[0]
+    return None
 
 
 def runs_root() -> Path:
