@@ -22,12 +22,16 @@ def did_you_mean(name, known) -> str:
 
 def close_match(name, known) -> str | None:
     """The known name a typo most likely meant: equal up to case and '-'/'_' (`best-of-n` for
-    `best_of_n`), else difflib's closest above a strict cutoff; None when nothing is close."""
+    `best_of_n`), the one name it begins (`smollm2-135m` for `smollm2-135m-instruct`), else
+    difflib's closest above a strict cutoff; None when nothing is close."""
     def norm(s) -> str:
         return str(s).lower().replace("-", "_")
     known = [str(k) for k in known]
     same = [k for k in known if norm(k) == norm(name)]
     if same:
         return same[0]
+    begun = [k for k in known if len(norm(name)) >= 4 and norm(k).startswith(norm(name))]
+    if len(begun) == 1:
+        return begun[0]
     close = difflib.get_close_matches(norm(name), [norm(k) for k in known], n=1, cutoff=0.75)
     return next(k for k in known if norm(k) == close[0]) if close else None

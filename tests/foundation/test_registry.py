@@ -56,6 +56,16 @@ def test_unknown_model_is_one_clear_error(bad):
         resolve(bad)
 
 
+@pytest.mark.parametrize("bad,meant", [("smollm2-135m", "smollm2-135m-instruct"), ("gemma3", "gemma3-270m"),
+                                       ("Tiny_Llama", "tiny-llama"), ("tiny-lama", "tiny-llama"),
+                                       ("smol", "smollm2-135m-instruct"), ("tin", None), ("gpt2", None)])
+def test_an_unknown_model_names_the_one_meant(bad, meant):
+    with pytest.raises(UnknownNameError) as e:
+        resolve(bad)
+    hint = f"(did you mean {meant!r}?)"
+    assert (hint in str(e.value)) if meant else "did you mean" not in str(e.value), str(e.value)
+
+
 def test_cli_models_prepare_converts_and_refuses_unknown_names(capsys):
     from workbench.cli.main import main
 
