@@ -315,13 +315,15 @@ class ChatPanel:
     def _rewards(self):
         import yaml
 
+        from workbench.config import load_yaml
+
         raw = self.reward.value.strip()
         if not raw:
             return None
         from workbench.onpolicy.rewards import build_rewards
 
         try:
-            spec = yaml.safe_load(raw)
+            spec = load_yaml(raw)
         except yaml.YAMLError:
             spec = raw
         return build_rewards(spec)

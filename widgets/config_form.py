@@ -11,7 +11,7 @@ from typing import Any
 import ipywidgets as W
 import yaml
 
-from workbench.config import coerce, field_help
+from workbench.config import coerce, field_help, load_yaml
 from workbench.errors import WorkbenchError
 
 SIMPLE = (bool, int, float, str)
@@ -83,7 +83,7 @@ class ConfigForm:
         if isinstance(w, W.Text) and not (tp is str and self.defaults[name] is not None):
             raw = w.value.strip()
             try:
-                value = yaml.safe_load(raw) if raw else None
+                value = load_yaml(raw) if raw else None
             except yaml.YAMLError:
                 raise WorkbenchError(f"{self.cls.__name__}.{name}: {raw!r} is not valid YAML") from None
             if tp is not None and value is not None:

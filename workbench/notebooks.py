@@ -104,7 +104,7 @@ def check_declared(path, parameters, known, where: str | None = None) -> None:
 def _check_kind(path, name: str, value, default_text: str, src: str) -> None:
     """A word where the notebook's default is a number or a switch (`-p max_steps abc`) fails in
     the kernel's cell 3 after its start-up; say so now. Text that reads as a number passes
-    (YAML gives `1e-3` as a string), and so does anything for other defaults: notebooks
+    (a Python caller's `"1e-3"`), and so does anything for other defaults: notebooks
     legitimately take several types there."""
     import ast
 

@@ -106,6 +106,20 @@ def test_search_of_four_trials_prunes_the_bad_one(tmp_path, capsys):
         JournalFileBackend(str(out / "optuna.journal")))).trials) == 6
 
 
+def test_numbers_written_as_people_write_them_are_numbers(tmp_path, capsys):
+    """PyYAML's YAML 1.1 read `1e-4` (no dot) as a string: the space was refused as 'needs numbers'."""
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("template: train_run.ipynb\nparameters: {max_steps: 2, learning_rate: 5e-4}\n"
+                     "search:\n  metric: eval_loss\n  n_trials: 2\n"
+                     "  space:\n    learning_rate: {low: 1e-4, high: 1E-3, log: true}\n")
+    assert main(["sweep", str(sweep), "--dry-run"]) == 0, capsys.readouterr().err
+    from workbench.sweeps import load_sweep
+
+    spec = load_sweep(sweep)
+    assert spec.search.space["learning_rate"] == {"low": 1e-4, "high": 1e-3, "log": True}
+    assert spec.parameters["learning_rate"] == 5e-4
+
+
 def test_bad_search_blocks_are_one_line_and_write_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     cases = [

@@ -38,6 +38,8 @@ def add_parser(sub):
 def parse_sets(pairs: list[str], base: dict | None = None) -> dict:
     import yaml
 
+    from ..config import load_yaml
+
     knobs = dict(base or {})
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -45,7 +47,7 @@ def parse_sets(pairs: list[str], base: dict | None = None) -> dict:
         if not sep or not key:
             raise WorkbenchError(f"--set {pair!r}: expected KNOB=VALUE")
         try:
-            knobs[key] = yaml.safe_load(raw) if raw.strip() else ""
+            knobs[key] = load_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             knobs[key] = raw
     return knobs

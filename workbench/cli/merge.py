@@ -31,6 +31,7 @@ def add_parser(sub):
 def _knobs(pairs: list[str]) -> dict:
     import yaml
 
+    from ..config import load_yaml
     from ..errors import WorkbenchError
 
     out = {}
@@ -40,7 +41,7 @@ def _knobs(pairs: list[str]) -> dict:
         key, raw = pair.split("=", 1)
         key = key.strip().removeprefix("merge.")
         try:
-            out[key] = yaml.safe_load(raw) if raw else None
+            out[key] = load_yaml(raw) if raw else None
         except yaml.YAMLError:
             out[key] = raw
     return out

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from ..config import load_yaml
 from ..errors import WorkbenchError
 from ._paths import check_output_dir
 
@@ -33,7 +34,7 @@ def run(args) -> int:
     params = {}
     for key, raw in args.parameter:
         try:
-            params[key] = yaml.safe_load(raw)
+            params[key] = load_yaml(raw)
         except yaml.YAMLError:
             raise WorkbenchError(f"-p {key} {raw!r}: not a valid value") from None
     if args.timeout is not None and args.timeout < 1:

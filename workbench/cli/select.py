@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from ..config import load_yaml
 from ..errors import WorkbenchError
 from ._paths import check_output_file, os_error_text
 
@@ -47,7 +47,7 @@ def _knobs(pairs: list[str]) -> dict:
         if "=" not in pair:
             raise WorkbenchError(f"--set {pair!r}: expected knob=value")
         key, raw = pair.split("=", 1)
-        knobs[key.strip()] = yaml.safe_load(raw) if raw else ""
+        knobs[key.strip()] = load_yaml(raw) if raw else ""
     return knobs
 
 
