@@ -133,6 +133,11 @@ def test_bad_sweep_files_are_one_clear_error(tmp_path):
         load_sweep(_write(tmp_path, {"template": "nope.ipynb", "grid": {"peft": ["lora"]}}))
     with pytest.raises(WorkbenchError, match="grid.peft must be a non-empty list"):
         load_sweep(_write(tmp_path, {"template": "train_run.ipynb", "grid": {"peft": "lora"}}))
+    with pytest.raises(WorkbenchError, match=r"configurations 0 and 2 are the same \(peft=lora\)"):
+        load_sweep(_write(tmp_path, {"template": "train_run.ipynb", "grid": {"peft": ["lora", "full", "lora"]}}))
+    with pytest.raises(WorkbenchError, match=r"configurations 1 and 2 are the same \(peft=full,seed=1\)"):
+        load_sweep(_write(tmp_path, {"template": "train_run.ipynb", "grid": {"peft": ["lora", "full"], "seed": [1]},
+                                     "list": [{"peft": "full", "seed": 1}]}))
     with pytest.raises(UnknownNameError, match="parameter of train_run.ipynb 'lr'"):
         load_sweep(_write(tmp_path, {"template": "train_run.ipynb", "grid": {"lr": [1, 2]}}))
     assert main(["sweep", str(tmp_path / "missing.yaml")]) == 2

@@ -114,6 +114,13 @@ def sweep_from_dict(data: dict, base: Path = Path("."), source: Path | None = No
         item = dict(item)
         own_resources.append(check_resources(item.pop("resources", None), f"{where}: list[{i}]"))
         configs.append(item)
+    seen: dict[str, int] = {}
+    for i, c in enumerate(configs):  # the same notebook twice costs a run and shows one result twice
+        key = json.dumps(c, sort_keys=True, default=str)
+        if key in seen:
+            raise WorkbenchError(f"{where}: configurations {seen[key]} and {i} are the same ({label_of(c)}); "
+                                 "list each value once")
+        seen[key] = i
     from ..notebooks import check_parameters
 
     search = None
