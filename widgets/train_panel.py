@@ -6,9 +6,11 @@ Headless, `run_sync` trains in the calling thread and shows static figures at th
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import threading
 import traceback
+from pathlib import Path
 from typing import Callable
 
 import ipywidgets as W
@@ -51,6 +53,7 @@ class TrainPanel:
         self.result = None
         self.error: str | None = None
         self._cfg: TrainConfig | None = None
+        self._run_dir: str | None = None  # the last run's folder, known before train() returns (or raises)
         self._params = ""
         self._trained = False
         self._stop = threading.Event()
@@ -123,8 +126,12 @@ class TrainPanel:
 
     # -- actions -----------------------------------------------------------------------
     def _prepare(self, cfg: TrainConfig | None = None) -> TrainConfig:
+        from workbench.runs.store import default_run_dir
+
         cfg = cfg or self.get_config()
-        self._cfg = cfg
+        if not cfg.run_dir:  # named here, so a run that raises can still be resumed from its checkpoints
+            cfg = dataclasses.replace(cfg, run_dir=str(default_run_dir(cfg.method, cfg.model)))
+        self._cfg, self._run_dir = cfg, cfg.run_dir
         self.result, self.error = None, None
         self._stop = threading.Event()
         self.curves.reset()
@@ -147,17 +154,17 @@ class TrainPanel:
         """Continue the panel's last run from its newest complete checkpoint, with the settings it
         was started with: a stopped run goes on, a completed one trains further when the form's
         max_steps is larger. The curves keep the steps it had already logged."""
-        if self.running or self.result is None:
+        if self.running or not self._resumable():
             return
         from workbench.engine import resume_config
         from workbench.runs import open_run
         from workbench.runs.run import resume_step
 
         try:
-            run_dir = self.result.run_dir
+            run_dir = self._run_dir
             cfg = resume_config(run_dir)
             asked = self.get_config().max_steps
-            if self.result.status == "completed" and asked <= cfg.max_steps:
+            if self.result is not None and self.result.status == "completed" and asked <= cfg.max_steps:
                 raise WorkbenchError(f"the run completed its {cfg.max_steps} steps; raise max_steps in the "
                                      "settings to train it further")
             cfg.max_steps = max(cfg.max_steps, asked)
@@ -210,7 +217,11 @@ class TrainPanel:
                 self.progress.finish("failed")
         finally:
             self.start_button.disabled, self.stop_button.disabled = False, True
-            self.resume_button.disabled = self.result is None
+            self.resume_button.disabled = not self._resumable()
+
+    def _resumable(self) -> bool:
+        """The last run left a run directory (it completed, stopped, or failed after starting)."""
+        return self._run_dir is not None and (Path(self._run_dir) / "config.json").is_file()
 
     def run_sync(self, show: bool = True):
         """Train in this thread (headless notebooks, scripts); then show static results."""

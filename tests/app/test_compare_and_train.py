@@ -96,3 +96,30 @@ def test_train_panel_resumes_a_stopped_run_and_trains_a_finished_one_further(tmp
     form.max_steps = 42
     panel.resume()
     assert panel.wait(timeout=120) and panel.result.summary["steps"] == 42, panel.status.value
+
+
+def test_a_run_that_raised_can_be_resumed_from_the_app(tmp_path):
+    """A run that failed with an exception left no result in the panel, so Resume stayed off
+    though its folder held checkpoints; the panel now names the run folder before training."""
+    from widgets.train_panel import TrainPanel
+    from workbench.config import TrainConfig
+    from workbench.runs.records import Kind
+
+    form = TrainConfig(model="tiny-llama", max_steps=6, eval_rows=0, sample_prompts=0, save_steps=2)
+    panel = TrainPanel(lambda: form, live=True)
+    record = panel.on_record
+
+    def fails_at_step_3(rec):  # any exception out of training: here a listener's
+        record(rec)
+        if rec.kind is Kind.TRAIN and rec.step == 3:
+            raise OSError("the notebook's disk went away")
+    panel.on_record = fails_at_step_3
+    panel.start()
+    assert panel.wait(timeout=120) and panel.result is None and "disk went away" in panel.status.value
+    assert form.run_dir is None  # the form is not changed; the panel's run has its own folder
+    assert not panel.resume_button.disabled
+    panel.on_record = record
+    panel.resume()
+    assert panel.wait(timeout=120) and panel.result.status == "completed", panel.status.value
+    assert panel.result.summary["steps"] == 6 and panel.result.summary["resumed_from"].endswith("checkpoint-2")
+    assert str(panel.result.run_dir).startswith(str(tmp_path / "runs"))
