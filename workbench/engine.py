@@ -137,8 +137,12 @@ def check_resume_config(p: Plan, run_dir: str) -> None:
     differ = differing_keys(mine, saved, ignore=_RESUME_MAY_DIFFER)
     if differ:
         key = differ[0]
-        raise WorkbenchError(f"{key} cannot change on resume (the run has {saved.get(key)!r}, asked "
-                             f"{mine.get(key)!r}); only max_steps can: start a new run to change anything else")
+        have, asked = saved.get(key), mine.get(key)
+        if isinstance(have, dict) and isinstance(asked, dict):  # name the knob, not two whole mappings
+            sub = differing_keys(asked, have)[0]
+            key, have, asked = f"{key}.{sub}", have.get(sub), asked.get(sub)
+        raise WorkbenchError(f"{key} cannot change on resume (the run has {have!r}, asked {asked!r}); "
+                             "only max_steps can: start a new run to change anything else")
 
 
 def resume_config(run_dir: str | Path) -> TrainConfig:

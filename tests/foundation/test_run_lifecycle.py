@@ -115,7 +115,8 @@ def test_a_half_written_checkpoint_is_skipped_and_named(tmp_path, caplog):
 def test_resume_refuses_changed_settings_and_records_a_new_max_steps(tmp_path, capsys):
     run = _stopped_run(tmp_path, max_steps=6)
     for flag, value, named in (("--learning-rate", "5", "learning_rate"), ("--batch-size", "8", "batch_size"),
-                               ("--set", "method.loss_type=dft", "method_args"), ("--set", "peft.r=4", "peft_args")):
+                               ("--set", "method.loss_type=dft", "method_args.loss_type"),
+                               ("--set", "peft.r=4", "peft_args.r")):
         code, _, err = _cli(capsys, "train", "--resume", "--run-dir", str(run), flag, value)
         assert code == 2 and f"{named} cannot change on resume (the run has " in _one_line(err)
     # The command line that started the run, run again with --resume: its values are the run's own
@@ -140,7 +141,7 @@ def test_resume_from_python_refuses_a_config_that_differs_from_the_runs(tmp_path
     run = _stopped_run(tmp_path, max_steps=6)
     before = {name: (run / name).read_text() for name in ("config.json", "metrics.jsonl", "summary.json")}
     for change, message in (({"learning_rate": 0.5}, "learning_rate cannot change on resume (the run has 0.0002"),
-                            ({"peft_args": {"r": 4}}, "peft_args cannot change on resume"),
+                            ({"peft_args": {"r": 4}}, "peft_args.r cannot change on resume (the run has 8, asked 4)"),
                             ({"batch_size": 1}, "batch_size cannot change on resume")):
         with pytest.raises(WorkbenchError, match=re.escape(message)):
             train(TrainConfig(**{**FAST, "max_steps": 6, **change}, run_dir=str(run)), resume=True)
