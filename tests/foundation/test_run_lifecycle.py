@@ -260,6 +260,11 @@ def test_unreadable_config_or_summary_is_marked_and_the_others_still_list(tmp_pa
     assert "bad-summary" in out
     code, _, err = _cli(capsys, "runs", str(root / "nosuch"))
     assert code == 2 and "does not exist" in _one_line(err)
+    # An export beside the runs holds transformers' config.json: it is no run (it listed as 'interrupted').
+    assert _cli(capsys, "export", str(root / "good"), "--out", str(root / "exported"))[0] == 0
+    assert "exported" not in {r.name for r in list_runs(root)}
+    code, out, _ = _cli(capsys, "runs", str(root / "exported"))
+    assert "unreadable" in out and "is a model folder" in out and "interrupted" not in out
 
 
 def test_stop_file_from_another_process_stops_and_resume_finishes(tmp_path):

@@ -148,6 +148,9 @@ def open_run(path: str | Path) -> RunInfo:
     if not (path / CONFIG).is_file():
         raise WorkbenchError(f"{path} is not a run directory (no {CONFIG})")
     config = read_json_object(path / CONFIG, "configuration")
+    if _is_model_config(config):
+        raise WorkbenchError(f"{path} is a model folder (its {CONFIG} is a transformers model config), not a run "
+                             "directory")
     summary_path = path / SUMMARY
     summary = read_json_object(summary_path, "summary") if summary_path.is_file() else {}
     return RunInfo(path, config, summary)
@@ -159,8 +162,21 @@ def list_runs(root: str | Path | None = None) -> list[RunInfo]:
     root = Path(root) if root else runs_root()
     if not root.is_dir():
         return []
-    runs = [open_run_or_error(p) for p in sorted(root.iterdir()) if (p / CONFIG).is_file()]
+    runs = [open_run_or_error(p) for p in sorted(root.iterdir()) if (p / CONFIG).is_file() and not _model_folder(p)]
     return sorted(runs, key=lambda r: (r.path / CONFIG).stat().st_mtime)
+
+
+def _is_model_config(config: dict) -> bool:
+    """transformers' config.json (a model folder: an export, a downloaded model), not a run's."""
+    return "model_type" in config and "method" not in config
+
+
+def _model_folder(path: Path) -> bool:
+    try:
+        config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False  # listed, as unreadable
+    return isinstance(config, dict) and _is_model_config(config)
 
 
 def open_run_or_error(path: Path) -> RunInfo:
