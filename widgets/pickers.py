@@ -28,7 +28,7 @@ class ModelPicker:
 
         self.models = {m.name: m for m in list_models()}
         self.input = W.Combobox(value=value, options=list(self.models), description="model",
-                                placeholder="built-in name, org/name or a local directory",
+                                placeholder="built-in name, org/name, a local directory or .gguf file",
                                 ensure_option=False, layout=W.Layout(width="460px"))
         self.input.add_class("wb-model")
         self.info = W.HTML()

@@ -47,7 +47,7 @@ def _f(default, help: str, **kw):
 
 @dataclass
 class TrainConfig:
-    model: str = _f("smollm2-135m-instruct", "built-in model name, hub id (org/name) or local directory")
+    model: str = _f("smollm2-135m-instruct", "built-in model name, hub id (org/name), local directory or .gguf file")
     dataset: str = _f("instructions", "built-in dataset name, local file (.jsonl/.json/.csv/.parquet) or hub id")
     method: str = _f("sft", "training method (see `workbench train --list-methods`)")
     peft: str = _f("lora", "parameter-efficient method, or 'full' for full fine-tuning")

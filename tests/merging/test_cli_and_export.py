@@ -4,6 +4,7 @@ with plain transformers and compared with the run's logits."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -72,6 +73,25 @@ def test_gguf_round_trip_on_a_llama_run(runs, logits, logit_ids, tmp_path):
     assert diff < 1e-4, diff
     recorded = json.loads((out / "export.json").read_text())
     assert recorded["format"] == "gguf" and recorded["dtype"] == "f32" and recorded["max_abs_logit_diff"] < 1e-4
+
+    # The file is a model for every command (--model x.gguf: it was "a file, not a model
+    # directory"): converted once into the model cache, as the built-ins are.
+    import shutil
+
+    from workbench.models import load_model, resolve
+
+    converted = Path(resolve(str(result.file)))
+    try:
+        assert converted.parent.name == "gguf" and resolve(str(result.file)) == str(converted)
+        with torch.no_grad():
+            again = load_model(str(result.file), device="cpu")[0](input_ids=torch.tensor(logit_ids)).logits
+        assert (again - logits(runs["a"])).abs().max().item() < 1e-4
+    finally:
+        shutil.rmtree(converted, ignore_errors=True)  # the user's model cache: leave nothing there
+    junk = tmp_path / "junk.gguf"
+    junk.write_text("not a gguf")
+    with pytest.raises(WorkbenchError, match="transformers cannot load this GGUF file"):
+        resolve(str(junk))
 
 
 def test_export_refuses_bad_input_before_writing(runs, tmp_path, capsys):

@@ -16,7 +16,7 @@ def add_parser(sub):
     p = sub.add_parser(
         "chat", help="terminal side-by-side chat with 1-4 models / strategies (reads stdin)",
         description="Chat with several contestants at once. A contestant is MODEL or MODEL@STRATEGY "
-                    "(model: built-in name, hub id, local dir, run directory, urial:<model>). Each stdin "
+                    "(model: built-in name, hub id, local dir, .gguf file, run directory, urial:<model>). Each stdin "
                     "line is a user turn; /clear starts over, /quit ends.")
     p.add_argument("contestants", nargs="+", help="MODEL or MODEL@STRATEGY (1-4)")
     p.add_argument("--strategy", default="plain", help="strategy for contestants without @STRATEGY")

@@ -15,7 +15,7 @@ def add_parser(sub):
                     "A run directory gets eval/<task>.json and records in its metrics.jsonl; other "
                     "models' results go under --out.")
     p.add_argument("models", nargs="+", metavar="MODEL_OR_RUN",
-                   help="built-in model name, hub id, local model dir, run directory or urial:<model>")
+                   help="built-in model name, hub id, local model dir, .gguf file, run directory or urial:<model>")
     p.add_argument("--tasks", required=True, help="comma-separated task names, e.g. wb_arithmetic,wb_preferences")
     p.add_argument("--limit", type=int, default=None, help="at most N examples per task (default: all)")
     p.add_argument("--out", default=None, help="folder for results of models that are not run directories, "

@@ -12,7 +12,7 @@ def add_parser(sub):
         description="Decode prompts with the tuned model, rank every output token under the base "
                     "model: rank 1 unshifted, 2-3 marginal, >3 shifted. Writes an HTML report "
                     "and JSON stats.")
-    p.add_argument("--base", required=True, help="base model: built-in name, hub id, local dir or run dir")
+    p.add_argument("--base", required=True, help="base model: built-in name, hub id, local dir, .gguf file or run dir")
     p.add_argument("--tuned", required=True,
                    help="tuned model: run directory, model name/dir, or urial:<model> "
                         "(the model with an in-context alignment prompt)")

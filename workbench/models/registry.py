@@ -101,9 +101,12 @@ def _atomic_save(save: Callable[[Path], None], dest: Path) -> None:
 
 
 def _convert_gguf(info: ModelInfo) -> None:
+    _convert_gguf_file(info.gguf(), info.cache_dir)
+
+
+def _convert_gguf_file(path: Path, dest: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = info.gguf()
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
                                                  dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
@@ -117,7 +120,26 @@ def _convert_gguf(info: ModelInfo) -> None:
         model.save_pretrained(d)
         tok.save_pretrained(d)
 
-    _atomic_save(save, info.cache_dir)
+    _atomic_save(save, dest)
+
+
+def gguf_model_dir(path: Path, shown: str) -> str:
+    """A local .gguf file (a `workbench export --format gguf`, a llama.cpp download) as a model
+    folder: converted once, like the built-ins, and cached by the file's identity (path, size,
+    modification time), so a file exported again is converted again."""
+    import hashlib
+
+    st = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    dest = cache_root() / "gguf" / f"{path.stem}-{key}"
+    if not (dest / "config.json").is_file():
+        try:
+            _convert_gguf_file(path, dest)
+        except (ValueError, OSError, KeyError, RuntimeError) as e:  # not GGUF, an architecture transformers lacks …
+            reason = (str(e).strip().splitlines() or [""])[0][:200]
+            raise WorkbenchError(f"model {shown}: transformers cannot load this GGUF file "
+                                 f"({type(e).__name__}: {reason})") from None
+    return str(dest)
 
 
 def _build_tiny(info: ModelInfo) -> None:
@@ -163,9 +185,11 @@ def resolve(name: str, *, tokenizer_only: bool = False) -> str:
         if not tokenizer_only:
             check_model_dir(path, name)
         return str(path)
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return gguf_model_dir(path, repr(name))
     if path.exists():
         raise WorkbenchError(f"model {name!r} is a file, not a model directory; name a folder holding "
-                             "config.json and the weights, a built-in model or a hub id (org/name)")
+                             "config.json and the weights, a .gguf file, a built-in model or a hub id (org/name)")
     # A hub id looks like "org/name"; anything else is a typo of a built-in or a path.
     if name.count("/") == 1 and not name.startswith((".", "/", "~")):
         check_hub_model(name, tokenizer_only=tokenizer_only)
