@@ -18,7 +18,8 @@ def add_parser(sub):
         description="Decode prompts with a model (built-in name, hub id, local dir, .gguf file, run directory, "
                     "urial:<model>) under a decoding strategy. Knobs: --set KNOB=VALUE (see --list-strategies). "
                     "Replies stream to stdout; --out writes one JSON object per prompt.")
-    p.add_argument("--model", help="model: built-in name, hub id, local dir, .gguf file, run directory or urial:<model>")
+    p.add_argument("--model",
+                   help="model: built-in name, hub id, local dir, .gguf file, run directory or urial:<model>")
     p.add_argument("--strategy", default="plain", help="decoding strategy (default plain)")
     p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                    help="strategy knob, e.g. --set n=4 --set reward=length (YAML values)")
