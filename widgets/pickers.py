@@ -21,7 +21,7 @@ def _error_html(e: Exception) -> str:
 
 
 class ModelPicker:
-    """Built-in models plus free text (a hub id or local directory)."""
+    """Built-in models plus free text (a hub id, a local directory or a .gguf file)."""
 
     def __init__(self, value: str):
         from workbench.models import list_models
@@ -49,7 +49,7 @@ class ModelPicker:
         m = self.models.get(self.value)
         self.info.value = (f"{m.kind} model, {m.params} parameters, "
                            f"{'cached' if m.cached else 'not cached yet (converted on first use)'}"
-                           if m else "hub id or local directory: loaded with transformers")
+                           if m else "hub id, local directory or .gguf file: loaded with transformers")
 
 
 class DatasetPicker:
