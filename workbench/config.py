@@ -292,6 +292,8 @@ def coerce(value: Any, tp, where: str):
             return value.lower() in ("true", "yes", "1")
         raise WorkbenchError(f"{where}: expected true/false, got {value!r}")
     if tp is int:
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:  # `1e3` read as a number
+            return int(value)
         if isinstance(value, bool) or not (
                 isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("-").isdigit())):
             raise WorkbenchError(f"{where}: expected an integer, got {value!r}")

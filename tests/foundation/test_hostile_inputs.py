@@ -113,6 +113,20 @@ def test_validate_accepts_the_defaults_and_edge_values():
     edge.validate()
 
 
+def test_numbers_read_as_people_write_them():
+    """`1e-3` is a float and `1e3` a count (PyYAML's YAML 1.1 read both as strings: the learning rate
+    only passed through a string-to-float fallback, and a count was refused)."""
+    cfg = TrainConfig()
+    cfg.apply_flag("max_steps", "1e3")
+    cfg.apply_flag("learning_rate", "1e-3")
+    cfg.apply_overrides(["eval_steps=2E2", "peft.r=16"])
+    assert (cfg.max_steps, cfg.learning_rate, cfg.eval_steps, cfg.peft_args["r"]) == (1000, 1e-3, 200, 16)
+    assert type(cfg.max_steps) is int and type(cfg.eval_steps) is int
+    for flag, raw in (("max_steps", "2.5"), ("max_steps", "1e400")):
+        with pytest.raises(WorkbenchError, match="--max-steps: expected an integer"):
+            cfg.apply_flag(flag, raw)
+
+
 @pytest.mark.parametrize("ratio,max_steps,warns", [(50, 3, True), (0.999, 3, True), (3, 3, True),
                                                     (0.5, 3, False), (2, 3, False), (0.0, 1, False)])
 def test_a_warmup_as_long_as_the_run_warns(ratio, max_steps, warns):
