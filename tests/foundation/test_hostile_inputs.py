@@ -281,6 +281,9 @@ def test_resolve_local_directories(tmp_path):
     with pytest.raises(WorkbenchError, match="model_type 'no_such_arch' is not known to transformers"):
         resolve(str(_model_dir(tmp_path / "d", {"model_type": "no_such_arch"})))
     with pytest.raises(WorkbenchError, match="is a file, not a model directory"):
+        (tmp_path / "model.bin").write_bytes(b"weights")
+        resolve(str(tmp_path / "model.bin"))
+    with pytest.raises(WorkbenchError, match="transformers cannot load this GGUF file"):  # truncated after its magic
         (tmp_path / "model.gguf").write_bytes(b"GGUF")
         resolve(str(tmp_path / "model.gguf"))
     run = _model_dir(tmp_path / "run", {"model": "tiny-llama", "method": "sft"}, weights=False)

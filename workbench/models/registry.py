@@ -135,7 +135,7 @@ def gguf_model_dir(path: Path, shown: str) -> str:
     if not (dest / "config.json").is_file():
         try:
             _convert_gguf_file(path, dest)
-        except (ValueError, OSError, KeyError, RuntimeError) as e:  # not GGUF, an architecture transformers lacks …
+        except Exception as e:  # noqa: BLE001 — not GGUF, truncated (struct.error), an architecture transformers lacks …
             reason = (str(e).strip().splitlines() or [""])[0][:200]
             raise WorkbenchError(f"model {shown}: transformers cannot load this GGUF file "
                                  f"({type(e).__name__}: {reason})") from None
