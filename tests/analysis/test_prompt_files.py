@@ -71,3 +71,15 @@ def test_an_output_over_the_input_is_refused(tmp_path, monkeypatch, capsys, comm
     assert main(argv) == 2
     assert "is the input" in capsys.readouterr().err
     assert f.read_text() == before
+
+
+def test_a_sentence_given_as_the_prompts_source_says_to_pass_a_list():
+    """In Python a string names a dataset or file; a sentence there said only 'unknown dataset'."""
+    from workbench.errors import WorkbenchError
+
+    with pytest.raises(WorkbenchError, match=r"unknown dataset 'Explain gravity\.'.*pass a list: \['Explain gravity\.'\]"):
+        normalise_prompts("Explain gravity.")
+    with pytest.raises(WorkbenchError) as e:
+        normalise_prompts("instructons")
+    assert "pass a list" not in str(e.value) and "did you mean 'instructions'" in str(e.value)
+    assert normalise_prompts(["Explain gravity."]) == [[{"role": "user", "content": "Explain gravity."}]]

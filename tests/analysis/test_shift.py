@@ -207,3 +207,7 @@ def test_token_stats_chunked_match_a_hand_computation(chunk):
             torch.testing.assert_close(s["topk_probs"][i, t], pb[i, t, order[:3]])
     empty = token_stats(lb[:0], lt[:0], tokens[:0], chunk=chunk)
     assert empty["kl"].shape == (0, 5) and empty["topk_ids"].shape == (0, 5, 5)
+    # a top_k past the vocabulary (11 here) keeps the whole ranking (it was a RuntimeError from topk)
+    whole = token_stats(lb, lt, tokens, top_k=50, chunk=chunk)
+    assert whole["topk_ids"].shape == (2, 5, 11) and whole["topk_ids"][0, 0].tolist() == torch.argsort(
+        lb[0, 0], descending=True).tolist()

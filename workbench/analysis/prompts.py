@@ -58,7 +58,12 @@ def _load_named(source: str, max_prompts: int | None) -> list:
     except ImportError as e:
         raise WorkbenchError(f"prompts {source!r}: not a .txt/.json file and the dataset "
                              f"loader is unavailable ({e})") from e
-    ds = load(source, format="prompt_completion", split="eval", max_rows=max_prompts)
+    try:
+        ds = load(source, format="prompt_completion", split="eval", max_rows=max_prompts)
+    except WorkbenchError as e:
+        if any(c.isspace() for c in source.strip()):  # token_shift("Explain gravity.") meant the text itself
+            raise WorkbenchError(f"{e} (to use the text itself as the prompt, pass a list: [{source!r}])") from None
+        raise
     if "prompt" not in ds.column_names:
         raise WorkbenchError(f"dataset {source!r} has no 'prompt' column")
     return list(ds["prompt"])

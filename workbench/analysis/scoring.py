@@ -225,7 +225,7 @@ def token_stats(base_logits: torch.Tensor, tuned_logits: torch.Tensor, tokens: t
         logp_b, logp_t = torch.log_softmax(lb, -1), torch.log_softmax(lt, -1)
         tok = tok_all[i:i + chunk]
         chosen = lb.gather(-1, tok)
-        top = logp_b.topk(top_k, -1)
+        top = logp_b.topk(min(top_k, logp_b.shape[-1]), -1)  # at most the whole vocabulary
         parts.append({
             # rank 1 = the base's own top choice; ties count in the token's favour
             "base_rank": (lb > chosen).sum(-1) + 1,
