@@ -81,6 +81,7 @@ def plan(config: TrainConfig) -> Plan:
     cfg = dataclasses.replace(config, method_args=dict(config.method_args),
                               peft_args=dict(config.peft_args), selection=dict(config.selection))
     cfg.validate()
+    _absolute_local_paths(cfg)
     spec = get_method(cfg.method)
     method_cfg = dataclass_from_args(spec.config_cls, cfg.method_args, where=f"method.{cfg.method}")
     spec.check(cfg, method_cfg)
@@ -102,6 +103,19 @@ def plan(config: TrainConfig) -> Plan:
             spec.check_data(cfg, method_cfg, tok, train_ds)
     return Plan(cfg, spec, method_cfg, peft_config, train_ds, eval_ds, selection, device,
                 use_bf16(device, cfg.precision), eval_tasks)
+
+
+def _absolute_local_paths(cfg: TrainConfig) -> None:
+    """A local model or data path as an absolute path: config.json (and the adapter's base model)
+    then names it from any working directory; a relative one broke `shift`, `generate` and
+    `--resume` run from another folder ("unknown model 'my-model'")."""
+    from .data.catalog import BUILTIN as DATASETS
+    from .models import BUILTIN as MODELS
+
+    for name, builtin in (("model", MODELS), ("dataset", DATASETS)):
+        value = getattr(cfg, name)
+        if isinstance(value, str) and value not in builtin and Path(value).expanduser().exists():
+            setattr(cfg, name, str(Path(value).expanduser().resolve()))
 
 
 def _eval_tasks(cfg: TrainConfig, spec: MethodSpec):
@@ -134,7 +148,8 @@ def check_resume_config(p: Plan, run_dir: str) -> None:
 
     saved = open_run(run_dir).config
     mine = json.loads(json.dumps(p.resolved(), default=str))
-    differ = differing_keys(mine, saved, ignore=_RESUME_MAY_DIFFER)
+    differ = [k for k in differing_keys(mine, saved, ignore=_RESUME_MAY_DIFFER)
+              if not (k in ("model", "dataset") and _same_path(mine.get(k), saved.get(k)))]
     if differ:
         key = differ[0]
         have, asked = saved.get(key), mine.get(key)
@@ -143,6 +158,12 @@ def check_resume_config(p: Plan, run_dir: str) -> None:
             key, have, asked = f"{key}.{sub}", have.get(sub), asked.get(sub)
         raise WorkbenchError(f"{key} cannot change on resume (the run has {have!r}, asked {asked!r}); "
                              "only max_steps can: start a new run to change anything else")
+
+
+def _same_path(a, b) -> bool:
+    """A run saved before paths were made absolute names its model/data relative to its folder's user."""
+    return isinstance(a, str) and isinstance(b, str) and Path(b).expanduser().exists() and \
+        Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
 def resume_config(run_dir: str | Path) -> TrainConfig:

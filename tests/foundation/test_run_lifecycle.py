@@ -296,3 +296,35 @@ def test_train_takes_a_mapping_or_a_yaml_file_as_the_cli_does(tmp_path):
                          (tmp_path / "missing.yaml", "does not exist")):
         with pytest.raises(WorkbenchError, match=re.escape(message)):
             train(bad)
+
+
+def test_a_local_model_and_data_given_relative_are_recorded_absolute(tmp_path, monkeypatch, capsys):
+    """config.json and the adapter named `--model my-model` as given, so the run's base could not
+    be found from any other folder: `generate --model RUN` said "unknown model 'my-model'"."""
+    from workbench.models import ensure_cached
+
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copytree(ensure_cached("tiny-llama"), work / "my-model")
+    (work / "rows.jsonl").write_text("".join(json.dumps({"prompt": f"Say {w}.", "completion": f" {w}"}) + "\n"
+                                             for w in ("one", "two", "three", "four")))
+    monkeypatch.chdir(work)
+    code, _, err = _cli(capsys, "train", "--model", "my-model", "--dataset", "rows.jsonl", "--max-steps", "2",
+                        "--eval-rows", "0", "--sample-prompts", "0", "--save-steps", "1", "--run-dir", "run")
+    assert code == 0, err
+    saved = json.loads((work / "run" / "config.json").read_text())
+    assert (saved["model"], saved["dataset"]) == (str(work / "my-model"), str(work / "rows.jsonl"))
+    adapter = json.loads((work / "run" / "final" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str(work / "my-model")
+    monkeypatch.chdir(elsewhere)
+    code, _, err = _cli(capsys, "generate", "--model", str(work / "run"), "--prompts", "Say five.",
+                        "--set", "max_new_tokens=2")
+    assert code == 0, err
+    code, _, err = _cli(capsys, "train", "--resume", "--run-dir", str(work / "run"), "--max-steps", "3")
+    assert code == 0 and _train_steps(work / "run") == [1, 2, 3], err
+    # A run recorded before (relative names) still resumes from the folder it names them from.
+    saved = json.loads((work / "run" / "config.json").read_text())
+    (work / "run" / "config.json").write_text(json.dumps({**saved, "model": "my-model", "dataset": "rows.jsonl"}))
+    monkeypatch.chdir(work)
+    code, _, err = _cli(capsys, "train", "--resume", "--run-dir", "run", "--max-steps", "4")
+    assert code == 0 and _train_steps(work / "run") == [1, 2, 3, 4], err
