@@ -135,6 +135,18 @@ def _declared_parameters(path: Path) -> dict[str, Any]:
     return {name: p["default"] for name, p in (pm.inspect_notebook(str(path)) or {}).items()}
 
 
+def _callers_path(name: str, value, kernel_cwd: Path):
+    """The kernel runs in the notebook's folder, so `-p dataset rows.csv` typed beside rows.csv
+    was looked up beside the notebook ("no such file"). A relative path that exists from here and
+    not from there, or a relative `run_dir` (created by the run), is made absolute."""
+    if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute():
+        return value
+    here = Path(value).expanduser()
+    if (name == "run_dir" or here.exists()) and not (kernel_cwd / value).exists():
+        return str(here.resolve())
+    return value
+
+
 def execute(notebook: str | Path, out_dir: str | Path, parameters: dict[str, Any] | None = None,
             *, html: bool = True, timeout: int | None = None, kernel: str | None = None,
             raise_on_error: bool = False, total_timeout: float | None = None,
@@ -154,7 +166,7 @@ def execute(notebook: str | Path, out_dir: str | Path, parameters: dict[str, Any
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     notebook = _existing(notebook)
-    parameters = dict(parameters or {})
+    parameters = {k: _callers_path(k, v, notebook.parent) for k, v in (parameters or {}).items()}
     declared = _declared_parameters(notebook) if parameters else None
     if parameters:
         check_declared(notebook, parameters, declared)

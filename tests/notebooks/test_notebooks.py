@@ -109,3 +109,31 @@ def test_a_kernel_that_dies_starting_is_started_once_more(tmp_path, monkeypatch)
     with pytest.raises(RuntimeError, match="Kernel died before replying to kernel_info"):
         execute(NOTEBOOKS / "00_quickstart.ipynb", tmp_path / "out", {}, kernel="dies", html=False)
     assert starts.read_text() == "xx"
+
+
+def test_relative_paths_in_parameters_are_the_callers(tmp_path, monkeypatch):
+    """The kernel runs in the notebook's folder: `-p dataset rows.csv`, typed beside rows.csv, was
+    looked up beside the notebook ("no such file"), and `-p run_dir runs/x` was made there."""
+    from workbench.cli.main import main
+
+    nb_dir, caller = tmp_path / "notebooks", tmp_path / "project"
+    nb_dir.mkdir()
+    (caller / "data").mkdir(parents=True)
+    (caller / "data" / "rows.csv").write_text("prompt,completion\n")
+    (nb_dir / "here.txt").write_text("the notebook's own file\n")
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    params = 'data = ""\nown = ""\nrun_dir = ""\nword = ""'
+    nb.cells = [nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("import os\nprint(os.getcwd(), data, own, run_dir, word)\n"
+                                          "assert open(data).read().startswith('prompt')\n"
+                                          "assert open(own).read() == \"the notebook's own file\\n\"")]
+    nbformat.write(nb, nb_dir / "paths.ipynb")
+    monkeypatch.chdir(caller)
+    argv = ["run", str(nb_dir / "paths.ipynb"), "-o", "out", "-p", "data", "data/rows.csv", "-p", "own", "here.txt",
+            "-p", "run_dir", "runs/x", "-p", "word", "instructions"]
+    assert main(argv) == 0
+    executed = nbformat.read(caller / "out" / "paths.ipynb", 4)
+    printed = "".join(o.get("text", "") for o in executed.cells[-1].outputs).split()
+    assert printed == [str(nb_dir), str(caller / "data" / "rows.csv"), "here.txt", str(caller / "runs" / "x"),
+                       "instructions"]
