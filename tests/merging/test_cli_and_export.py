@@ -88,6 +88,16 @@ def test_gguf_round_trip_on_a_llama_run(runs, logits, logit_ids, tmp_path):
         assert (again - logits(runs["a"])).abs().max().item() < 1e-4
     finally:
         shutil.rmtree(converted, ignore_errors=True)  # the user's model cache: leave nothing there
+    # A file exported again converts again and replaces its older conversion (not others').
+    from workbench.models.registry import drop_older_conversions
+
+    for name in ("run-f32-aaaa1111-0000aaaa", "run-f32-aaaa1111-1111bbbb", "run-f32-bbbb2222-0000aaaa",
+                 "other-aaaa1111-0000aaaa"):
+        (tmp_path / "cache" / name).mkdir(parents=True)
+    dropped = drop_older_conversions(tmp_path / "cache" / "run-f32-aaaa1111-1111bbbb")
+    assert [d.name for d in dropped] == ["run-f32-aaaa1111-0000aaaa"]
+    assert sorted(d.name for d in (tmp_path / "cache").iterdir()) == [
+        "other-aaaa1111-0000aaaa", "run-f32-aaaa1111-1111bbbb", "run-f32-bbbb2222-0000aaaa"]
     junk = tmp_path / "junk.gguf"
     junk.write_text("not a gguf")
     with pytest.raises(WorkbenchError, match="transformers cannot load this GGUF file"):

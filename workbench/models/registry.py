@@ -126,12 +126,13 @@ def _convert_gguf_file(path: Path, dest: Path) -> None:
 def gguf_model_dir(path: Path, shown: str) -> str:
     """A local .gguf file (a `workbench export --format gguf`, a llama.cpp download) as a model
     folder: converted once, like the built-ins, and cached by the file's identity (path, size,
-    modification time), so a file exported again is converted again."""
+    modification time), so a file exported again is converted again, replacing its old conversion."""
     import hashlib
 
     st = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
-    dest = cache_root() / "gguf" / f"{path.stem}-{key}"
+    where = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+    version = hashlib.sha1(f"{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:8]
+    dest = cache_root() / "gguf" / f"{path.stem}-{where}-{version}"
     if not (dest / "config.json").is_file():
         try:
             _convert_gguf_file(path, dest)
@@ -139,7 +140,18 @@ def gguf_model_dir(path: Path, shown: str) -> str:
             reason = (str(e).strip().splitlines() or [""])[0][:200]
             raise WorkbenchError(f"model {shown}: transformers cannot load this GGUF file "
                                  f"({type(e).__name__}: {reason})") from None
+        drop_older_conversions(dest)
     return str(dest)
+
+
+def drop_older_conversions(dest: Path) -> list[Path]:
+    """Conversions of earlier versions of the same file (`<stem>-<where>-<other version>`): an
+    export → load loop would otherwise leave one full copy of the weights per export."""
+    stem_where = dest.name.rsplit("-", 1)[0]
+    old = [d for d in dest.parent.glob(f"{stem_where}-*") if d != dest and d.name.rsplit("-", 1)[0] == stem_where]
+    for d in old:
+        shutil.rmtree(d, ignore_errors=True)
+    return old
 
 
 def _build_tiny(info: ModelInfo) -> None:
