@@ -313,20 +313,14 @@ class ChatPanel:
         return load_side(name) if name else None
 
     def _rewards(self):
-        import yaml
-
-        from workbench.config import load_yaml
+        from workbench.config import load_value
 
         raw = self.reward.value.strip()
         if not raw:
             return None
         from workbench.onpolicy.rewards import build_rewards
 
-        try:
-            spec = load_yaml(raw)
-        except yaml.YAMLError:
-            spec = raw
-        return build_rewards(spec)
+        return build_rewards(load_value(raw))
 
     def _reply(self, decoder, messages, view: ReplyView, base, rewards, results, i) -> None:
         out: dict = {"contestant": decoder.name, "model": decoder.side.name, "strategy": decoder.spec.name}

@@ -39,6 +39,15 @@ def load_yaml(text: str):
     return yaml.load(text, Loader=_Loader)  # noqa: S506 — a SafeLoader subclass
 
 
+def load_value(raw: str):
+    """A `--set key=VALUE` value: YAML (`1e-3` a number, `[8, 16]` a list), or the text itself
+    where it is not valid YAML (`--set seed=[1` is then refused by the knob's type, in one line)."""
+    try:
+        return load_yaml(raw)
+    except yaml.YAMLError:
+        return raw
+
+
 def _f(default, help: str, **kw):
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
@@ -136,10 +145,7 @@ class TrainConfig:
     def apply_flag(self, name: str, raw: str) -> None:
         """Set field `name` from a command-line flag's text (parsed as YAML); errors name
         the flag (`--learning-rate: expected a number, got 'abc'`)."""
-        try:
-            value = load_yaml(raw) if raw else ""
-        except yaml.YAMLError:
-            value = raw
+        value = load_value(raw) if raw else ""
         names = {f.name: f for f in dataclasses.fields(self)}
         if name not in names:
             raise UnknownNameError("config key", name, names)
@@ -150,7 +156,7 @@ class TrainConfig:
             if "=" not in pair:
                 raise WorkbenchError(f"--set {pair!r}: expected key=value")
             key, raw = pair.split("=", 1)
-            self.set(key.strip(), load_yaml(raw) if raw else "", where="--set")
+            self.set(key.strip(), load_value(raw) if raw else "", where="--set")
 
     # ---- checks ----------------------------------------------------------------------
     def validate(self) -> "TrainConfig":

@@ -190,6 +190,7 @@ TRAIN_FLAGS = [
     (["--device", "tpu"], "device"),
     (["--device", "cuda"], "device 'cuda' is not available"),
     (["--on-error", "ignore"], "on_error"),
+    (["--set", "seed=[1"], "--set: seed: expected an integer, got '[1'"),  # not YAML: a traceback before
 ]
 
 

@@ -47,6 +47,8 @@ def test_random_is_seeded_and_distinct(make_pool):
     (dict(strategy="longest", k=0), "positive integer"),
     (dict(strategy="longest", k=1, unit="bytes"), "unit: expected chars or words"),
     (dict(strategy="dsir", k=1), "needs a target"),
+    (dict(strategy="random", k=1, seed=-1), "seed must be an integer >= 0"),  # numpy's ValueError before
+    (dict(strategy="random", k=1, seed="[1"), "seed must be an integer >= 0"),
 ])
 def test_bad_input_is_one_clear_line(make_pool, kwargs, match):
     with pytest.raises(WorkbenchError, match=match) as e:

@@ -70,9 +70,9 @@ def columns_text(names: list[str], replies: list[str], width: int | None = None)
 
 
 def run(args) -> int:
-    from .generate import parse_sets
+    from ._sets import parse_sets
 
-    knobs = parse_sets(args.set)
+    knobs = parse_sets(args.set, "strategy.")
     if args.max_new_tokens is not None:
         knobs["max_new_tokens"] = args.max_new_tokens
     decoders = build_contestants(args.contestants, args.strategy, knobs, args.precision)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import UnknownNameError, WorkbenchError, close_match
 from ._paths import check_output_file, os_error_text
+from ._sets import parse_sets
 
 
 def add_parser(sub):
@@ -36,30 +37,12 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def parse_sets(pairs: list[str], base: dict | None = None) -> dict:
-    import yaml
-
-    from ..config import load_yaml
-
-    knobs = dict(base or {})
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        key = key.strip().removeprefix("strategy.")
-        if not sep or not key:
-            raise WorkbenchError(f"--set {pair!r}: expected KNOB=VALUE")
-        try:
-            knobs[key] = load_yaml(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            knobs[key] = raw
-    return knobs
-
-
 def strategy_knobs(args) -> dict:
     base = {}
     if getattr(args, "config", None):
         from ..config import read_yaml_mapping
         base = read_yaml_mapping(args.config, "strategy config file", "strategy knobs")
-    return parse_sets(args.set, base)
+    return parse_sets(args.set, "strategy.", base)
 
 
 def list_strategies_text() -> str:

@@ -28,29 +28,10 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def _knobs(pairs: list[str]) -> dict:
-    import yaml
-
-    from ..config import load_yaml
-    from ..errors import WorkbenchError
-
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise WorkbenchError(f"--set {pair!r}: expected key=value")
-        key, raw = pair.split("=", 1)
-        key = key.strip().removeprefix("merge.")
-        try:
-            out[key] = load_yaml(raw) if raw else None
-        except yaml.YAMLError:
-            out[key] = raw
-    return out
-
-
 def run(args) -> int:
     from ..config import field_help
-    from ..errors import WorkbenchError
     from ..merging import list_merge_methods, merge
+    from ._sets import parse_sets, sets_into_flags
 
     if args.list_methods:
         for spec in list_merge_methods():
@@ -58,12 +39,8 @@ def run(args) -> int:
             for name, default, help_text in field_help(spec.config_cls):
                 print(f"{'':18}{name} = {default!r}: {help_text}")
         return 0
-    knobs = _knobs(args.set)
-    for flag in ("method", "weights", "density", "base", "out"):  # --set of a flag's own knob is that flag
-        if flag in knobs:
-            if getattr(args, flag) is not None:
-                raise WorkbenchError(f"--set {flag}=… and --{flag} both given; give --{flag} once")
-            setattr(args, flag, knobs.pop(flag))
+    knobs = parse_sets(args.set, "merge.")
+    sets_into_flags(knobs, args, ("method", "weights", "density", "base", "out"))
     result = merge(args.runs, args.method or "linear", weights=args.weights, density=args.density, base=args.base,
                    out=args.out, **knobs)
     m = result.config["merge"]

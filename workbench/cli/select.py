@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import load_yaml
 from ..errors import WorkbenchError
 from ._paths import check_output_file, os_error_text
+from ._sets import parse_sets, sets_into_flags
 
 
 def add_parser(sub):
@@ -24,7 +24,7 @@ def add_parser(sub):
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KNOB=VALUE",
                    help="strategy knob, e.g. --set scorer=tiny-llama (repeatable; values parsed as YAML)")
     p.add_argument("--target", help="target set for dsir/zipfit: dataset name or file")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--out", help="output .jsonl file for the chosen rows")
     p.add_argument("--list", action="store_true", help="list strategies and their knobs, then exit")
     p.set_defaults(func=run)
@@ -39,16 +39,6 @@ def _list() -> int:
         for name, default, help_ in field_help(spec.knobs):
             print(f"    {name}={default!r}: {help_}")
     return 0
-
-
-def _knobs(pairs: list[str]) -> dict:
-    knobs = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise WorkbenchError(f"--set {pair!r}: expected knob=value")
-        key, raw = pair.split("=", 1)
-        knobs[key.strip()] = load_yaml(raw) if raw else ""
-    return knobs
 
 
 def _jsonable(v):
@@ -80,6 +70,8 @@ def _write_rows(out: Path, sel, rows) -> None:
 def run(args) -> int:
     if args.list:
         return _list()
+    knobs = parse_sets(args.overrides)
+    sets_into_flags(knobs, args, ("k", "fraction", "seed", "target"))
     for flag in ("dataset", "strategy", "out"):
         if not getattr(args, flag):
             raise WorkbenchError(f"--{flag} is required (or use --list)")
@@ -89,11 +81,11 @@ def run(args) -> int:
     from ..selection import select
     from ..selection.text import load_source
 
-    knobs = _knobs(args.overrides)
     if args.target:
         knobs["target"] = args.target
     dataset = load_source(args.dataset)
-    sel = select(dataset, args.strategy, k=args.k, fraction=args.fraction, seed=args.seed, **knobs)
+    sel = select(dataset, args.strategy, k=args.k, fraction=args.fraction,
+                 seed=0 if args.seed is None else args.seed, **knobs)
     rows = sel.subset(dataset).to_list()
     _write_rows(out, sel, rows)
     print(f"{sel.summary()} -> {out}")

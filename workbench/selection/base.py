@@ -102,6 +102,8 @@ def select(dataset, strategy: str, k: int | None = None, fraction: float | None 
     cfg = dataclass_from_args(spec.knobs, knobs, where=f"selection.{strategy}")
     pool = to_pool(dataset)
     n_rows = resolve_budget(len(pool), k, fraction)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise WorkbenchError(f"selection: seed must be an integer >= 0, got {seed!r}")
     rng = np.random.default_rng(seed)
     indices, scores, diag = spec.run(pool, n_rows, rng, cfg)
     indices = [int(i) for i in indices]
