@@ -116,6 +116,11 @@ def test_export_refuses_bad_input_before_writing(runs, tmp_path, capsys):
     with pytest.raises(WorkbenchError, match="unknown GGUF dtype 'q4'"):
         export_run(runs["a"], out, "gguf", dtype="q4")
     # a GGUF-only knob on a safetensors export, or a tolerance no export can meet, is refused up front
+    if Path("/proc/self").is_dir():  # writable by the permission check, yet no folder can be made there
+        for argv in (["export", str(runs["a"])], ["merge", str(runs["a"]), str(runs["b"])]):
+            assert main([*argv, "--out", "/proc/wb-out"]) == 2
+            err = capsys.readouterr().err.strip()
+            assert err.endswith("--out /proc/wb-out: cannot create a folder in /proc (No such file or directory)"), err
     for argv, match in [(["--dtype", "f16"], "--dtype f16 is a GGUF tensor type"),
                         (["--tolerance", "-1"], "--tolerance must be a positive number"),
                         (["--tolerance", "nan"], "--tolerance must be a positive number")]:

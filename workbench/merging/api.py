@@ -10,14 +10,13 @@ import dataclasses
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import WorkbenchError
-from .base import MergeSpec, check_density, get_merge_method
+from .base import MergeSpec, check_density, get_merge_method, staging_dir
 from .sources import Source, check_sources, read_source
 
 
@@ -202,8 +201,7 @@ def execute(plan: MergePlan, device: str | None = None, listeners: Iterable = ()
     config = plan.config()
     config["merge"].update({k: v for k, v in info.items() if k != "log"})
     out = plan.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = staging_dir(out)
     try:
         with Run.create(tmp, config, listeners) as run:
             for step, row in enumerate(info.get("log", []), 1):

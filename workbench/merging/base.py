@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import UnknownNameError, WorkbenchError
@@ -89,3 +90,15 @@ def list_merge_methods() -> list[MergeSpec]:
 
 def _load_all() -> None:
     from . import methods  # noqa: F401  (each definition there calls `register`)
+
+
+def staging_dir(out: Path) -> Path:
+    """A temporary folder beside `out`, renamed into place once the result is complete. A
+    place that passes the permission check but takes no folder (under /proc) is one line."""
+    import tempfile
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as e:
+        raise WorkbenchError(f"--out {out}: cannot create a folder in {out.parent} ({e.strerror or e})") from None

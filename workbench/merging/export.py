@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import WorkbenchError
+from .base import staging_dir
 
 FORMATS = ("safetensors", "gguf")
 GGUF_DTYPES = ("f32", "f16")
@@ -115,8 +115,7 @@ def export_run(run, out, format: str = "safetensors", *, dtype: str = "f32", tol
     ref_run, ref_tok = _run_reference(src.path, device)
     ids = torch.tensor([ref_tok(CHECK_TEXT)["input_ids"]])
     expected = _logits(ref_run, ids)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = staging_dir(out)
     try:
         model, tok = merged_model(src.path, device)
         if format == "safetensors":
