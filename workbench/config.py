@@ -26,7 +26,20 @@ from .errors import UnknownNameError, WorkbenchError
 
 class _Loader(yaml.SafeLoader):
     """PyYAML follows YAML 1.1, where `1e-3` (no dot) is a string; YAML 1.2 and every user mean a
-    number. Adds 1.2's float form on top of the safe loader's rules."""
+    number. Adds 1.2's float form on top of the safe loader's rules, and refuses a key given twice
+    in one mapping (PyYAML keeps the last silently; YAML says keys are unique)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden by the keys after it
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float",
@@ -248,7 +261,10 @@ def read_yaml_mapping(path: str | Path, what: str, expected: str) -> dict[str, A
     try:
         data = load_yaml(path.read_text())
     except yaml.YAMLError as e:
-        raise WorkbenchError(f"{path}: not valid YAML ({e.__class__.__name__})") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise WorkbenchError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e.__class__.__name__})") \
+            from None
     except UnicodeDecodeError as e:
         raise WorkbenchError(f"{path}: not a text file ({e.reason} at byte {e.start})") from e
     if data is None:  # an empty file (or only comments) would silently mean "all defaults"

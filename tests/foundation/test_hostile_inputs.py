@@ -406,7 +406,12 @@ def test_select_write_failure_removes_its_temp_file(in_tmp, capsys, monkeypatch)
     ("", "the config file is empty"),
     ("# model: tiny-llama\n", "the config file is empty"),  # only comments: as empty
     (b"\x7fELF\x02\x01\x01\x00\xf0\x80", "not a text file"),
-], ids=["empty", "only-comments", "binary"])
+    # PyYAML kept the second value silently; the line and the key are named
+    ("model: tiny-llama\nlearning_rate: 1e-3\nlearning_rate: 1e-4\n",
+     "run.yaml line 3: not valid YAML (key 'learning_rate' is given twice)"),
+    ("peft_args: {r: 8, r: 16}\n", "line 1: not valid YAML (key 'r' is given twice)"),
+    ("model: [unclosed\n", "line 2: not valid YAML (expected ',' or ']'"),
+], ids=["empty", "only-comments", "binary", "key-twice", "nested-key-twice", "unclosed"])
 def test_train_config_file_that_holds_no_config(in_tmp, capsys, content, needle):
     # An empty run.yaml once started a default run (SmolLM2, 30 steps); a binary one raised a traceback.
     cfg = in_tmp / "run.yaml"
