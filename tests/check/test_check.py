@@ -122,17 +122,37 @@ def test_nbval_modes_on_stored_outputs():
     assert compare_notebooks(ref, run, "strict") == []
 
 
+def test_sanitize_patterns_mask_what_varies():
+    """nbval's --nbval-sanitize-with file: a regex replaced in both outputs before comparing."""
+    import tempfile
+
+    from workbench.checking.compare import sanitize_patterns
+
+    ref = nbformat.read(PASSING, as_version=4)
+    run = nbformat.from_dict(nbformat.from_dict(ref))
+    run.cells[2].outputs[0]["text"] = "4\n"
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "sanitize.cfg"
+        f.write_text("[digits]\nregex: \\d+\nreplace: N\n")
+        assert compare_notebooks(ref, run, "lax", sanitize_patterns(f)) == []
+    assert [m.cell for m in compare_notebooks(ref, run, "lax", {"7": "N"})] == [2]  # a pattern that misses
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--params", "{p}"], "unknown parameter of passing.ipynb (from {p}) 'm'; known: n"),
     (["--profile", "nope"], "unknown profile of passing.ipynb 'nope'; known: big, ci"),
+    # a file with no patterns (another file, 'regx:'), which sanitized nothing silently, or a bad regex
+    (["--nbval-sanitize-with", "{p}"], "sanitize file {p} holds no 'regex: …' / 'replace: …' pairs (nbval's format)"),
+    (["--nbval-sanitize-with", "{bad}"], "sanitize file {bad}: regex '[0-' does not compile"),
 ])
 def test_bad_input_exits_2_before_running(tmp_path, argv, message):
-    p = tmp_path / "p.yaml"
+    p, bad = tmp_path / "p.yaml", tmp_path / "bad.cfg"
     p.write_text(yaml.safe_dump({"passing.ipynb": {"m": 1}}))
-    argv = [a.format(p=p) for a in argv]
+    bad.write_text("regex: [0-\nreplace: N\n")
+    argv = [a.format(p=p, bad=bad) for a in argv]
     rc, out, err = _cli(PASSING, *argv, "-o", tmp_path / "out", "--junit", tmp_path / "r.xml")
     assert rc == 2
-    assert err.strip() == f"workbench check: error: {message.format(p=p)}"
+    assert err.strip().startswith(f"workbench check: error: {message.format(p=p, bad=bad)}"), err
     assert not (tmp_path / "out").exists() and not (tmp_path / "r.xml").exists()
 
 

@@ -13,6 +13,8 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import WorkbenchError
+
 MODES = ("off", "lax", "strict")
 # nbval's defaults (IPyNbFile.skip_compare, without --nbdime).
 SKIP_COMPARE = ("metadata", "traceback", "prompt_number", "output_type", "name", "execution_count",
@@ -31,9 +33,22 @@ def sanitize_patterns(path: str | Path | None) -> dict[str, str]:
     """Regex → replacement pairs from an nbval sanitize file (`regex: …` / `replace: …` lines)."""
     if path is None:
         return {}
+    import re
+
     from nbval.plugin import get_sanitize_patterns
 
-    return dict(get_sanitize_patterns(Path(path).read_text()))
+    try:
+        patterns = dict(get_sanitize_patterns(Path(path).read_text(encoding="utf-8")))
+    except UnicodeDecodeError as e:
+        raise WorkbenchError(f"sanitize file {path}: not a text file ({e.reason} at byte {e.start})") from None
+    if not patterns:  # a wrong file (or a typo in 'regex:') would otherwise sanitize nothing, silently
+        raise WorkbenchError(f"sanitize file {path} holds no 'regex: …' / 'replace: …' pairs (nbval's format)")
+    for regex in patterns:
+        try:
+            re.compile(regex)
+        except re.error as e:
+            raise WorkbenchError(f"sanitize file {path}: regex {regex!r} does not compile ({e})") from None
+    return patterns
 
 
 def compare_notebooks(reference, executed, mode: str = "lax",
