@@ -32,5 +32,5 @@ def run(args) -> int:
     print(f"{'name':24} {'kind':9} {'params':7} {'cached':7} source")
     for m in list_models():
         print(f"{m.name:24} {m.kind:9} {m.params:7} {'yes' if m.cached else 'no':7} {m.source}")
-    print("Any Hugging Face hub id (org/name) or local model directory also works.")
+    print("Any Hugging Face hub id (org/name), local model directory or .gguf file also works.")
     return 0
