@@ -138,13 +138,15 @@ def _declared_parameters(path: Path) -> dict[str, Any]:
 def _callers_path(name: str, value, kernel_cwd: Path):
     """The kernel runs in the notebook's folder, so `-p dataset rows.csv` typed beside rows.csv
     was looked up beside the notebook ("no such file"). A relative path that exists from here and
-    not from there, or a relative `run_dir` (created by the run), is made absolute."""
+    not from there, or a relative `run_dir` (created by the run), is made absolute. Only what reads
+    as a path (a `/` or a file suffix; `./my-model`): a bare word stays a name (`tiny-llama` is the
+    built-in model even beside a folder of that name)."""
     if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute():
         return value
     here = Path(value).expanduser()
-    if (name == "run_dir" or here.exists()) and not (kernel_cwd / value).exists():
-        return str(here.resolve())
-    return value
+    if name != "run_dir" and not (("/" in value or here.suffix) and here.exists()):
+        return value
+    return value if (kernel_cwd / value).exists() else str(here.resolve())
 
 
 def execute(notebook: str | Path, out_dir: str | Path, parameters: dict[str, Any] | None = None,

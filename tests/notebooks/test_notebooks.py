@@ -121,6 +121,7 @@ def test_relative_paths_in_parameters_are_the_callers(tmp_path, monkeypatch):
     (caller / "data").mkdir(parents=True)
     (caller / "data" / "rows.csv").write_text("prompt,completion\n")
     (nb_dir / "here.txt").write_text("the notebook's own file\n")
+    (caller / "instructions").mkdir()  # a folder named like the built-in dataset: the word stays a name
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                            "language": "python"}})
     params = 'data = ""\nown = ""\nrun_dir = ""\nword = ""'
