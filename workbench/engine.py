@@ -161,7 +161,8 @@ def check_resume_config(p: Plan, run_dir: str) -> None:
 
 
 def _same_path(a, b) -> bool:
-    """A run saved before paths were made absolute names its model/data relative to its folder's user."""
+    """The same local file or folder: a run recorded before paths were made absolute names its model
+    and data relative to the folder it was trained from."""
     return isinstance(a, str) and isinstance(b, str) and Path(b).expanduser().exists() and \
         Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 

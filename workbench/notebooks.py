@@ -144,9 +144,11 @@ def _callers_path(name: str, value, kernel_cwd: Path):
     if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute():
         return value
     here = Path(value).expanduser()
-    if name != "run_dir" and not (("/" in value or here.suffix) and here.exists()):
-        return value
-    return value if (kernel_cwd / value).exists() else str(here.resolve())
+    if name == "run_dir":
+        return str(here.resolve())
+    if ("/" in value or here.suffix) and here.exists() and not (kernel_cwd / value).exists():
+        return str(here.resolve())
+    return value
 
 
 def execute(notebook: str | Path, out_dir: str | Path, parameters: dict[str, Any] | None = None,

@@ -121,6 +121,14 @@ def test_bad_input_one_line_exit_2_nothing_written(tiny_run, tmp_path, capsys):
     assert "is a run directory" in _one_line_exit_2(
         capsys, ["eval", "tiny-llama", "--tasks", "wb_arithmetic", "--limit", "1", "--out", str(held)])
     assert {p: p.read_bytes() for p in held.rglob("*") if p.is_file()} == files
+    from workbench.runs.records import Kind, MetricsRecord
+    from workbench.runs.run import Run
+
+    with Run.create(tmp_path / "training", {"model": "tiny-llama"}) as run:  # interrupted: no final/ yet
+        run.emit(MetricsRecord(1, Kind.TRAIN, {"loss": 1.0}))
+    assert "is a run directory" in _one_line_exit_2(
+        capsys, ["eval", "tiny-llama", "--tasks", "wb_arithmetic", "--out", str(tmp_path / "training")])
+    assert not (tmp_path / "training" / "summary.json").exists()
 
 
 def test_config_refuses_bad_knobs():

@@ -30,12 +30,12 @@ def _run_dir(spec) -> Path | None:
 
 
 def _check_out(out) -> Path:
-    from ..analysis.resolve import is_run_dir
+    from ..runs.store import holds_run
 
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise WorkbenchError(f"--out {out}: exists and is not a directory")
-    if is_run_dir(out):  # its summary.json and eval/ belong to the run's own model
+    if holds_run(out):  # its summary.json and eval/ belong to the run's own model
         raise WorkbenchError(f"--out {out} is a run directory; pass it as a model to evaluate the run, or pick "
                              "another folder for the results")
     probe = out

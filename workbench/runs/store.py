@@ -32,10 +32,14 @@ def owning_run(path) -> tuple[Path, str] | None:
     path = Path(path).expanduser().absolute()
     for run in path.parents:
         rel = path.relative_to(run)
-        if rel.parts[0] in RUN_OWNED and (run / CONFIG).is_file() and ((run / METRICS).is_file()
-                                                                      or (run / FINAL).is_dir()):
+        if rel.parts[0] in RUN_OWNED and holds_run(run):
             return run, rel.parts[0]
     return None
+
+
+def holds_run(path: Path) -> bool:
+    """A run directory, finished or still training: its config.json beside metrics.jsonl or final/."""
+    return (path / CONFIG).is_file() and ((path / METRICS).is_file() or (path / FINAL).is_dir())
 
 
 def runs_root() -> Path:
