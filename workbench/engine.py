@@ -135,8 +135,10 @@ def _eval_tasks(cfg: TrainConfig, spec: MethodSpec):
     return ecfg
 
 
+# config.json's bookkeeping (where the run is, what it resolved, its resumes): not settings.
+_BOOKKEEPING = ("run_dir", "resolved", "resumes")
 # What may differ between a run's config.json and the config that resumes it.
-_RESUME_MAY_DIFFER = ("run_dir", "max_steps", "resolved", "resumes")
+_RESUME_MAY_DIFFER = (*_BOOKKEEPING, "max_steps")
 
 
 def check_resume_config(p: Plan, run_dir: str) -> None:
@@ -173,7 +175,7 @@ def resume_config(run_dir: str | Path) -> TrainConfig:
     from .runs import open_run
 
     saved = open_run(run_dir).config
-    keep = {k: copy.deepcopy(v) for k, v in saved.items() if k not in ("run_dir", "resolved", "resumes")}
+    keep = {k: copy.deepcopy(v) for k, v in saved.items() if k not in _BOOKKEEPING}
     cfg = TrainConfig.from_dict(keep, where=f"{run_dir}/config.json")
     cfg.run_dir = str(run_dir)
     return cfg
