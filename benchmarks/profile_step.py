@@ -46,6 +46,7 @@ def main() -> int:
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--packing", action="store_true", help="SFT: pack examples padding-free (`packing=true`)")
     args = ap.parse_args()
 
     import torch
@@ -56,6 +57,8 @@ def main() -> int:
     method, peft = args.path.split("-")
     dataset = "instructions" if method == "sft" else "preferences"
     margs = {"probe_pairs": 0, "probe_kl_prompts": 0, "eval_on_start": False} if method == "dpo" else {}
+    if args.packing:
+        margs["packing"] = True
     prof = profile(activities=[ProfilerActivity.CPU])
     start = args.steps - args.profile
 

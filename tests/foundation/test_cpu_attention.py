@@ -62,3 +62,102 @@ def test_loaded_models_use_it_with_and_without_grad_alike_and_do_not_save_it(tin
     with tempfile.TemporaryDirectory() as d:
         model.config.save_pretrained(d)
         assert NAME not in open(f"{d}/config.json").read()
+
+
+def test_under_bf16_autocast_the_fp32_query_counts_as_bf16():
+    """Training's autocast hands attention an fp32 query (the rotary embedding multiplies the bf16
+    projection by fp32 cos/sin); SDPA casts it down itself, so the short-row rule must see bf16."""
+    q, k, v = _qkv(SHORT, torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = _ours(q, k, v)
+        with sdpa_kernel(SDPBackend.MATH):
+            math = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert torch.equal(ours, math)
+
+
+# --- packed rows: several examples side by side, position ids restarting at each -------------
+
+class _GQA(_Module):
+    num_key_value_groups = 3
+
+
+def _packed(lengths_per_row, dtype, seed=1):
+    """q (9 heads), k/v (3 heads) for rows packed with examples of these lengths, their position
+    ids, and the block-diagonal causal mask transformers builds from them."""
+    from transformers.masking_utils import find_packed_sequence_indices
+
+    width = sum(lengths_per_row[0])
+    pos = torch.stack([torch.cat([torch.arange(n) for n in row]) for row in lengths_per_row])
+    example = find_packed_sequence_indices(pos)
+    mask = (example[:, None, :, None] == example[:, None, None, :]) & torch.ones(width, width, dtype=torch.bool).tril()
+    g = torch.Generator().manual_seed(seed)
+    rows = len(lengths_per_row)
+    q, k, v = (torch.randn(rows, h, width, 16, generator=g, dtype=dtype, requires_grad=True) for h in (9, 3, 3))
+    return q, k, v, pos, mask
+
+
+def _masked_sdpa(q, k, v, mask):
+    return F.scaled_dot_product_attention(q, k.repeat_interleave(3, 1), v.repeat_interleave(3, 1), attn_mask=mask,
+                                          scale=0.25).transpose(1, 2)
+
+
+def _grads(out, inputs, seed=2):
+    d = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
+    return torch.autograd.grad((out * d).sum(), inputs)
+
+
+LENGTHS = [[7, 30, 3, 1, 15, 40, 4], [20, 36, 44]]  # lengths in several buckets, a 1-token example
+
+
+def test_packed_rows_split_into_examples_give_the_masked_kernels_values_and_gradients(monkeypatch):
+    calls = []
+    segmented = cpu_attention._segmented
+    monkeypatch.setattr(cpu_attention, "_segmented", lambda *a, **kw: calls.append(a[0]) or segmented(*a, **kw))
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        q, k, v, pos, mask = _packed(LENGTHS, dtype)
+        ours = cpu_attention.attention(_GQA(), q, k, v, mask, position_ids=pos, scaling=0.25)[0]
+        ref = _masked_sdpa(q, k, v, mask)
+        torch.testing.assert_close(ours, ref, atol=tol, rtol=tol)
+        for a, b in zip(_grads(ours, (q, k, v)), _grads(ref, (q, k, v))):
+            torch.testing.assert_close(a, b, atol=tol, rtol=tol)
+    assert len(calls) == 2 and len(calls[0].buckets) > 1  # the split path, with more than one bucket
+    # bf16 autocast, as in training: as close to fp64 as the masked kernel is
+    q, k, v, pos, mask = _packed(LENGTHS, torch.float32)
+    exact = _masked_sdpa(*(t.double() for t in (q, k, v)), mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = cpu_attention.attention(_GQA(), q, k, v, mask, position_ids=pos, scaling=0.25)[0]
+        ref = _masked_sdpa(q, k, v, mask)
+    err = {name: ((x.double() - exact).norm() / exact.norm()).item() for name, x in (("ours", ours), ("ref", ref))}
+    assert err["ours"] <= 1.1 * err["ref"], err
+
+
+def test_anything_but_the_plain_packed_mask_keeps_transformers_kernel():
+    q, k, v, pos, mask = _packed(LENGTHS, torch.float32)
+    plan = cpu_attention._plan
+    assert plan(mask, pos) is not None
+    padded = mask.clone()
+    padded[1, :, :, -2:] = False  # a padding mask beside the packing
+    assert plan(padded, pos) is None
+    window = mask & torch.ones_like(mask[0, 0]).triu(-8)  # a sliding window shorter than an example
+    assert plan(window, pos) is None
+    whole = torch.arange(pos.shape[1]).expand_as(pos)  # one example per row: nothing to split
+    assert plan(torch.ones_like(mask[0, 0]).tril().expand_as(mask), whole) is None
+    cached = torch.ones(2, 1, pos.shape[1], pos.shape[1] + 4, dtype=torch.bool)  # keys from a cache
+    assert plan(cached, pos) is None
+
+
+def test_a_packed_sft_row_of_the_real_model_takes_the_split_path(tiny, monkeypatch):
+    """The real model hands position ids and transformers' packed mask to the attention; the packed
+    row's per-token losses equal each example alone (tests/methods_sft/test_packing.py) through it."""
+    model, tok = tiny
+    calls = []
+    segmented = cpu_attention._segmented
+    monkeypatch.setattr(cpu_attention, "_segmented", lambda *a, **kw: calls.append(1) or segmented(*a, **kw))
+    ids = [tok(t)["input_ids"] for t in ("The cat sat on the mat.", "Hello there", "Why?")]
+    flat = torch.tensor([sum(ids, [])])
+    pos = torch.cat([torch.arange(len(x)) for x in ids])[None]
+    with torch.no_grad():
+        packed = model(input_ids=flat, position_ids=pos, use_cache=False).logits[0]
+        alone = torch.cat([model(input_ids=torch.tensor([x]), use_cache=False).logits[0] for x in ids])
+    assert len(calls) == model.config.num_hidden_layers
+    torch.testing.assert_close(packed, alone, atol=1e-5, rtol=1e-5)

@@ -1,4 +1,17 @@
-"""Attention on the CPU: torch's math SDPA kernel for short sequences, its flash kernel otherwise.
+"""Attention on the CPU: packed rows split into their examples; torch's math SDPA kernel for
+short sequences, its flash kernel otherwise.
+
+**Packed rows** (SFT's `packing=true`, the probes' packed teacher forcing): several examples side
+by side in one row, position ids restarting at each, which transformers turns into a
+block-diagonal causal mask. SDPA then computes every query against every key of the row and
+masks most of it away: a ~1,000-token row of ~60-token examples does many times the attention
+work it needs, and the masked flash backward was 28% of a packed SFT+LoRA step. Here the
+examples are gathered into buckets of similar length (the longest at most `BUCKET_RATIO` × the
+shortest), each a padded batch attended causally with no mask (the short-row rule below picks
+its kernel), and scattered back. Only when the mask is exactly the one the position ids imply
+(no padding mask beside it, no sliding window cutting an example); anything else takes the
+paths below. Same values and gradients up to rounding (tests/foundation/test_cpu_attention.py,
+against the masked SDPA).
 
 Under torch 2.13, SDPA's CPU flash kernel has a slow backward for the short rows of a
 fine-tuning batch. It is ~18% of an SFT+LoRA step on SmolLM2, against 2% for its forward
@@ -12,9 +25,11 @@ bf16 it is at least as accurate as flash: against fp64 the query gradient's erro
 | flash ÷ math time | 2.0 | 1.9 | 1.5 | 0.76 | 2.0 | 0.77 |
 
 The math kernel's forward alone is slower (~4× at 96 tokens), so this is a trade made for
-training. The kernel is chosen on what a forward gets, never on mode or grad: math when the
-query is bf16 (a bf16 run's autocast), there is more than one query (not a decode step) and
-the keys are at most `SHORT` tokens. A policy and its reference then use the same kernel for
+training. The kernel is chosen on what a forward gets, never on mode or grad: math when SDPA
+runs in bf16 (a bf16 query, or CPU autocast to bf16: under a bf16 run's autocast the query
+arrives in fp32 and SDPA casts it; before 2026-12-07 this rule looked at the query's dtype
+only, so it never fired in autocast training), there is more than one query (not a decode
+step) and the keys are at most `SHORT` tokens. A policy and its reference then use the same kernel for
 the same batch: with a LoRA adapter switched off, or a separate eval-mode reference model
 under the same autocast. So DPO's implicit reward still starts at exactly 0
 (tests/onpolicy/test_reference_margins.py). fp32 forwards, and so a merged model's fp32
@@ -25,9 +40,12 @@ not saved in a model's config. On other devices it is transformers' own SDPA.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import AttentionInterface, AttentionMaskInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -38,11 +56,111 @@ SHORT = 128  # keys; the crossover measured above is between 160 and 224 tokens
 
 
 def attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask, **kwargs):
-    if (query.dtype == torch.bfloat16 and query.device.type == "cpu" and query.shape[-2] > 1
-            and key.shape[-2] <= SHORT):
+    plan = _packed_plan(attention_mask, kwargs.get("position_ids"), query)
+    if plan is not None:
+        return _segmented(plan, module, query, key, value, **kwargs)
+    if _bf16(query) and query.device.type == "cpu" and query.shape[-2] > 1 and key.shape[-2] <= SHORT:
         with sdpa_kernel(SDPBackend.MATH):
             return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+
+def _bf16(query: torch.Tensor) -> bool:
+    """Whether SDPA will run in bf16: a bf16 query, or CPU autocast to bf16. Under autocast the
+    query arrives in fp32 (the rotary embedding multiplies the bf16 projection by fp32 cos/sin)
+    and SDPA casts it down itself."""
+    return query.dtype == torch.bfloat16 or (torch.is_autocast_enabled("cpu")
+                                             and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+
+
+class _Plan(NamedTuple):
+    gather: torch.Tensor  # the padded examples' tokens, bucket after bucket, as indices into rows × length
+    buckets: tuple[tuple[int, int], ...]  # (examples, width) of each bucket, in that order
+    scatter: torch.Tensor  # each of the rows × length tokens' place in the gathered buffer
+
+
+# (mask, position ids, plan) of the latest two masks: every layer of a forward gets the same position
+# ids and one of at most two masks (full and sliding-window layers). One tuple, swapped whole, so
+# two threads (the app's training and a chat) never read each other's half-written entry.
+_recent: tuple = ()
+BUCKET_RATIO = 1.5  # a bucket's longest example is at most this × its shortest: little padding, few calls
+
+
+def _packed_plan(mask, position_ids, query: torch.Tensor) -> _Plan | None:
+    """How to split packed rows into their examples; None unless the rows hold several examples
+    and `mask` is exactly their block-diagonal causal mask. Worked out once per forward."""
+    if (mask is None or position_ids is None or query.device.type != "cpu" or mask.dtype != torch.bool
+            or position_ids.shape != (query.shape[0], query.shape[-2]) or query.shape[-2] < 2):
+        return None
+    global _recent
+    recent = _recent
+    for seen_mask, seen_ids, plan in recent:
+        if seen_mask is mask and seen_ids is position_ids:
+            return plan
+    plan = _plan(mask, position_ids)
+    _recent = ((mask, position_ids, plan), *recent[:1])
+    return plan
+
+
+def _plan(mask: torch.Tensor, position_ids: torch.Tensor) -> _Plan | None:
+    rows, length = position_ids.shape
+    if mask.shape[-1] != length:  # keys beyond the queries: a cache
+        return None
+    # an example starts where the position does not follow on (transformers' find_packed_sequence_indices)
+    step = torch.diff(position_ids, prepend=position_ids[:, :1] - 1, dim=-1)
+    example = (step != 1).cumsum(-1)  # per row: 0, 0, 1, 1, 1, 2, …
+    if not bool((example[:, -1] > 0).any()):  # one example per row: nothing to split
+        return None
+    causal = torch.ones(length, length, dtype=torch.bool).tril()
+    expected = (example[:, None, :, None] == example[:, None, None, :]) & causal
+    if not torch.equal(mask.expand_as(expected), expected):  # padding or a window as well
+        return None
+    flat = (example + torch.arange(rows)[:, None] * length).flatten()  # example ids unique across rows
+    _, owner, counts = torch.unique_consecutive(flat, return_inverse=True, return_counts=True)
+    starts = (torch.cumsum(counts, 0) - counts).tolist()
+    counts = counts.tolist()
+    gather, buckets, place = [], [], [0] * len(counts)  # place: where each example's first token lands
+    order = sorted(range(len(counts)), key=counts.__getitem__)
+    i = 0
+    while i < len(order):  # shortest first; a bucket takes examples up to BUCKET_RATIO × its first
+        j = i
+        while j < len(order) and counts[order[j]] <= BUCKET_RATIO * counts[order[i]]:
+            j += 1
+        width = counts[order[j - 1]]
+        for e in order[i:j]:
+            place[e] = len(gather)
+            # right padding repeats the example's last token: causal attention keeps pads out of real rows
+            gather += [starts[e] + min(t, counts[e] - 1) for t in range(width)]
+        buckets.append((j - i, width))
+        i = j
+    first = torch.tensor(place)[owner] - torch.tensor(starts)[owner]  # token t lands at first[t] + t
+    return _Plan(torch.tensor(gather), tuple(buckets), first + torch.arange(rows * length))
+
+
+def _segmented(plan: _Plan, module, query, key, value, dropout: float = 0.0, scaling: float | None = None,
+               **kwargs):
+    """The examples as padded batches of similar length, causal attention without a mask, back
+    to transformers' (rows, length, heads, dim) layout. Right padding and a causal mask: a real
+    query never sees a pad, and the pads' outputs are dropped. index_select both ways: its
+    backward is a plain index_add."""
+    rows, heads, length, dim = query.shape
+
+    def tokens(x):  # (rows, h, length, dim) -> the gathered (padded tokens, h, dim)
+        return x.transpose(1, 2).reshape(rows * length, x.shape[1], dim).index_select(0, plan.gather)
+
+    q, k, v = tokens(query), tokens(key), tokens(value)
+    outs, at = [], 0
+    for count, width in plan.buckets:
+        def part(x):
+            return x[at:at + count * width].view(count, width, x.shape[1], dim).transpose(1, 2)
+
+        math = _bf16(query) and width <= SHORT
+        with sdpa_kernel(SDPBackend.MATH) if math else contextlib.nullcontext():
+            out = F.scaled_dot_product_attention(part(q), part(k), part(v), dropout_p=dropout, scale=scaling,
+                                                 is_causal=True, enable_gqa=key.shape[1] != heads)
+        outs.append(out.transpose(1, 2).reshape(count * width, heads, dim))
+        at += count * width
+    return torch.cat(outs).index_select(0, plan.scatter).view(rows, length, heads, dim), None
 
 
 AttentionInterface.register(NAME, attention)
