@@ -131,19 +131,41 @@ def test_packed_rows_split_into_examples_give_the_masked_kernels_values_and_grad
     assert err["ours"] <= 1.1 * err["ref"], err
 
 
-def test_anything_but_the_plain_packed_mask_keeps_transformers_kernel():
+def test_padded_rows_split_too_and_pads_get_zeros():
+    """Right or left padding, with or without packing: the real tokens' values and gradients are
+    the masked kernel's; a pad's output is zero (the masked kernel's is whatever its row makes)."""
+    q, k, v, pos, mask = _packed(LENGTHS, torch.float64)
+    real = torch.ones(mask.shape[0], mask.shape[-1], dtype=torch.bool)
+    real[1, -3:] = False  # row 1: right padding after its last example
+    real[0, :2] = False   # row 0: its first example starts with two pads (left padding)
+    padded = mask & real[:, None, None, :]
+    ours = cpu_attention.attention(_GQA(), q, k, v, padded, position_ids=pos, scaling=0.25)[0]
+    ref = _masked_sdpa(q, k, v, padded)
+    keep = real[:, :, None, None].expand_as(ours)
+    torch.testing.assert_close(ours[keep], ref[keep], atol=1e-12, rtol=1e-12)
+    assert not ours[~keep].any()
+    d = torch.randn(ours.shape, dtype=ours.dtype) * keep  # a loss on the real tokens only
+    for a, b in zip(torch.autograd.grad((ours * d).sum(), (q, k, v)), torch.autograd.grad((ref * d).sum(), (q, k, v))):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+    # a padded batch with no packing (what an unpacked SFT or DPO batch is): one example per row
+    whole = torch.ones_like(mask[0, 0]).tril() & real[:, None, None, :]
+    assert cpu_attention._plan(whole, None, 2) is not None
+
+
+def test_anything_but_a_causal_mask_of_examples_keeps_transformers_kernel():
     q, k, v, pos, mask = _packed(LENGTHS, torch.float32)
     plan = cpu_attention._plan
-    assert plan(mask, pos) is not None
-    padded = mask.clone()
-    padded[1, :, :, -2:] = False  # a padding mask beside the packing
-    assert plan(padded, pos) is None
+    assert plan(mask, pos, 2) is not None
     window = mask & torch.ones_like(mask[0, 0]).triu(-8)  # a sliding window shorter than an example
-    assert plan(window, pos) is None
-    whole = torch.arange(pos.shape[1]).expand_as(pos)  # one example per row: nothing to split
-    assert plan(torch.ones_like(mask[0, 0]).tril().expand_as(mask), whole) is None
-    cached = torch.ones(2, 1, pos.shape[1], pos.shape[1] + 4, dtype=torch.bool)  # keys from a cache
-    assert plan(cached, pos) is None
+    assert plan(window, pos, 2) is None
+    causal = torch.ones_like(mask[0, 0]).tril().expand_as(mask)
+    assert plan(causal, None, 2) is None  # one whole example per row, no pads: nothing to split
+    assert plan(torch.ones_like(mask), None, 2) is None  # bidirectional
+    gap = mask.clone()
+    gap[0, :, :, 10] = False  # a pad inside an example: splitting would cut it in two
+    assert plan(gap, pos, 2) is None
+    q1 = q[:, :, -1:]  # a decode step: one query against cached keys
+    assert cpu_attention._split_plan(mask[:, :, -1:], pos, q1) is None
 
 
 def test_a_packed_sft_row_of_the_real_model_takes_the_split_path(tiny, monkeypatch):

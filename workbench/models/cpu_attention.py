@@ -1,17 +1,18 @@
-"""Attention on the CPU: packed rows split into their examples; torch's math SDPA kernel for
-short sequences, its flash kernel otherwise.
+"""Attention on the CPU: rows split into their examples' real tokens; torch's math SDPA kernel
+for short sequences, its flash kernel otherwise.
 
-**Packed rows** (SFT's `packing=true`, the probes' packed teacher forcing): several examples side
-by side in one row, position ids restarting at each, which transformers turns into a
-block-diagonal causal mask. SDPA then computes every query against every key of the row and
-masks most of it away: a ~1,000-token row of ~60-token examples does many times the attention
-work it needs, and the masked flash backward was 28% of a packed SFT+LoRA step. Here the
-examples are gathered into buckets of similar length (the longest at most `BUCKET_RATIO` × the
-shortest), each a padded batch attended causally with no mask (the short-row rule below picks
-its kernel), and scattered back. Only when the mask is exactly the one the position ids imply
-(no padding mask beside it, no sliding window cutting an example); anything else takes the
-paths below. Same values and gradients up to rounding (tests/foundation/test_cpu_attention.py,
-against the masked SDPA).
+**Padded and packed rows.** A padded batch (every unpacked training batch: rows padded to the
+longest) and packed rows (SFT's `packing=true`, the probes' teacher forcing: several examples
+side by side, position ids restarting at each) reach SDPA with a mask, and SDPA computes every
+query against every key of the row and masks the rest away. With a mask the flash backward
+was ~19% of an unpacked SFT+LoRA step and 28% of a packed one (`profile_step.py`). Here each
+example's real tokens are gathered into buckets of similar length (the longest at most
+`BUCKET_RATIO` × the shortest), each a padded batch attended causally with no mask (the
+short-row rule below picks its kernel), and scattered back; a pad's output is zero. Only when
+the mask is exactly the causal mask of the examples' real tokens (no sliding window cutting an
+example, no pad inside one, no cache); anything else takes the paths below. Same values and
+gradients on the real tokens up to rounding (tests/foundation/test_cpu_attention.py, against
+the masked SDPA).
 
 Under torch 2.13, SDPA's CPU flash kernel has a slow backward for the short rows of a
 fine-tuning batch. It is ~18% of an SFT+LoRA step on SmolLM2, against 2% for its forward
@@ -56,7 +57,7 @@ SHORT = 128  # keys; the crossover measured above is between 160 and 224 tokens
 
 
 def attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask, **kwargs):
-    plan = _packed_plan(attention_mask, kwargs.get("position_ids"), query)
+    plan = _split_plan(attention_mask, kwargs.get("position_ids"), query)
     if plan is not None:
         return _segmented(plan, module, query, key, value, **kwargs)
     if _bf16(query) and query.device.type == "cpu" and query.shape[-2] > 1 and key.shape[-2] <= SHORT:
@@ -86,41 +87,46 @@ _recent: tuple = ()
 BUCKET_RATIO = 1.5  # a bucket's longest example is at most this × its shortest: little padding, few calls
 
 
-def _packed_plan(mask, position_ids, query: torch.Tensor) -> _Plan | None:
-    """How to split packed rows into their examples; None unless the rows hold several examples
-    and `mask` is exactly their block-diagonal causal mask. Worked out once per forward."""
-    if (mask is None or position_ids is None or query.device.type != "cpu" or mask.dtype != torch.bool
-            or position_ids.shape != (query.shape[0], query.shape[-2]) or query.shape[-2] < 2):
+def _split_plan(mask, position_ids, query: torch.Tensor) -> _Plan | None:
+    """How to split the rows into their examples; None unless some row holds several examples
+    or padding, and `mask` is exactly the causal mask of its examples' real tokens. Worked out
+    once per forward."""
+    if (mask is None or query.device.type != "cpu" or mask.dtype != torch.bool or query.shape[-2] < 2
+            or mask.shape[-1] != query.shape[-2] or mask.shape[-2] != query.shape[-2]):  # a cache: more keys
         return None
     global _recent
     recent = _recent
     for seen_mask, seen_ids, plan in recent:
         if seen_mask is mask and seen_ids is position_ids:
             return plan
-    plan = _plan(mask, position_ids)
+    plan = _plan(mask, position_ids, query.shape[0])
     _recent = ((mask, position_ids, plan), *recent[:1])
     return plan
 
 
-def _plan(mask: torch.Tensor, position_ids: torch.Tensor) -> _Plan | None:
-    rows, length = position_ids.shape
-    if mask.shape[-1] != length:  # keys beyond the queries: a cache
-        return None
-    # an example starts where the position does not follow on (transformers' find_packed_sequence_indices)
-    step = torch.diff(position_ids, prepend=position_ids[:, :1] - 1, dim=-1)
-    example = (step != 1).cumsum(-1)  # per row: 0, 0, 1, 1, 1, 2, …
-    if not bool((example[:, -1] > 0).any()):  # one example per row: nothing to split
+def _plan(mask: torch.Tensor, position_ids: torch.Tensor | None, rows: int) -> _Plan | None:
+    length = mask.shape[-1]
+    real = mask[:, 0].diagonal(dim1=-2, dim2=-1).expand(rows, length)  # a real token sees itself; a pad does not
+    if position_ids is None or position_ids.shape[-1] != length:
+        example = torch.zeros(rows, length, dtype=torch.long)
+    else:  # an example starts where the position does not follow on (transformers' find_packed_sequence_indices)
+        pos = position_ids.expand(rows, length)
+        example = (torch.diff(pos, prepend=pos[:, :1] - 1, dim=-1) != 1).cumsum(-1)  # 0, 0, 1, 1, 1, 2, …
+    if bool(real.all()) and not bool((example[:, -1] > 0).any()):  # one whole example per row
         return None
     causal = torch.ones(length, length, dtype=torch.bool).tril()
-    expected = (example[:, None, :, None] == example[:, None, None, :]) & causal
-    if not torch.equal(mask.expand_as(expected), expected):  # padding or a window as well
+    expected = (example[:, None, :, None] == example[:, None, None, :]) & causal & real[:, None, None, :]
+    if not torch.equal(mask.expand_as(expected), expected):  # a sliding window, a bidirectional prefix, …
         return None
-    flat = (example + torch.arange(rows)[:, None] * length).flatten()  # example ids unique across rows
-    _, owner, counts = torch.unique_consecutive(flat, return_inverse=True, return_counts=True)
+    ids = torch.where(real, example + torch.arange(rows)[:, None] * length, -1).flatten()  # -1: a pad
+    key, owner, counts = torch.unique_consecutive(ids, return_inverse=True, return_counts=True)
+    runs = key >= 0  # a run of one example's real tokens
+    if int(runs.sum()) != torch.unique(key[runs]).numel():  # an example split by padding inside it
+        return None
     starts = (torch.cumsum(counts, 0) - counts).tolist()
-    counts = counts.tolist()
-    gather, buckets, place = [], [], [0] * len(counts)  # place: where each example's first token lands
-    order = sorted(range(len(counts)), key=counts.__getitem__)
+    counts, runs = counts.tolist(), runs.tolist()
+    gather, buckets, place = [], [], [0] * len(counts)  # place: where each run's first token lands
+    order = sorted((r for r in range(len(counts)) if runs[r]), key=counts.__getitem__)
     i = 0
     while i < len(order):  # shortest first; a bucket takes examples up to BUCKET_RATIO × its first
         j = i
@@ -134,7 +140,9 @@ def _plan(mask: torch.Tensor, position_ids: torch.Tensor) -> _Plan | None:
         buckets.append((j - i, width))
         i = j
     first = torch.tensor(place)[owner] - torch.tensor(starts)[owner]  # token t lands at first[t] + t
-    return _Plan(torch.tensor(gather), tuple(buckets), first + torch.arange(rows * length))
+    scatter = first + torch.arange(rows * length)
+    scatter[~real.flatten()] = len(gather)  # a pad reads the zero row after the buckets
+    return _Plan(torch.tensor(gather), tuple(buckets), scatter)
 
 
 def _segmented(plan: _Plan, module, query, key, value, dropout: float = 0.0, scaling: float | None = None,
@@ -160,6 +168,8 @@ def _segmented(plan: _Plan, module, query, key, value, dropout: float = 0.0, sca
                                                  is_causal=True, enable_gqa=key.shape[1] != heads)
         outs.append(out.transpose(1, 2).reshape(count * width, heads, dim))
         at += count * width
+    # what a pad gets (transformers' kernels give it whatever its masked row makes); the SDPA's dtype
+    outs.append((outs[0] if outs else query).new_zeros((1, heads, dim)))
     return torch.cat(outs).index_select(0, plan.scatter).view(rows, length, heads, dim), None
 
 
