@@ -183,3 +183,17 @@ def test_a_packed_sft_row_of_the_real_model_takes_the_split_path(tiny, monkeypat
         alone = torch.cat([model(input_ids=torch.tensor([x]), use_cache=False).logits[0] for x in ids])
     assert len(calls) == model.config.num_hidden_layers
     torch.testing.assert_close(packed, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_inference_mode_is_transformers_sdpa_unchanged(monkeypatch):
+    """The probes and generation run forward only, under inference mode: no split, no math kernel."""
+    calls = []
+    segmented = cpu_attention._segmented
+    monkeypatch.setattr(cpu_attention, "_segmented", lambda *a, **kw: calls.append(1) or segmented(*a, **kw))
+    q, k, v, pos, mask = _packed(LENGTHS, torch.float32)
+    with torch.inference_mode():
+        ours = cpu_attention.attention(_GQA(), q, k, v, mask, position_ids=pos, scaling=0.25)[0]
+        ref = _masked_sdpa(q, k, v, mask)
+        short = _qkv(SHORT, torch.bfloat16)
+        assert torch.equal(_ours(*short), _kernel(SDPBackend.FLASH_ATTENTION, *short))
+    assert not calls and torch.equal(ours, ref)

@@ -1,6 +1,13 @@
 """Attention on the CPU: rows split into their examples' real tokens; torch's math SDPA kernel
 for short sequences, its flash kernel otherwise.
 
+**Inference mode is left alone.** The probes, generation and the Chat tab run under
+`torch.inference_mode()`: forward only, where flash's forward is the fastest kernel and the
+choices below only cost time (the bf16 token-shift probe was 0.92× with them,
+`benchmarks/results/shift.md`). There the attention is transformers' SDPA, unchanged. Every
+other forward (a training step, and a `no_grad` forward such as a DPO reference, which must
+match its policy's kernel) gets the choices below.
+
 **Padded and packed rows.** A padded batch (every unpacked training batch: rows padded to the
 longest) and packed rows (SFT's `packing=true`, the probes' teacher forcing: several examples
 side by side, position ids restarting at each) reach SDPA with a mask, and SDPA computes every
@@ -57,6 +64,8 @@ SHORT = 128  # keys; the crossover measured above is between 160 and 224 tokens
 
 
 def attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask, **kwargs):
+    if torch.is_inference_mode_enabled():  # forward only: transformers' SDPA, whose flash forward is fastest
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     plan = _split_plan(attention_mask, kwargs.get("position_ids"), query)
     if plan is not None:
         return _segmented(plan, module, query, key, value, **kwargs)
