@@ -168,6 +168,16 @@ def test_anything_but_a_causal_mask_of_examples_keeps_transformers_kernel():
     assert cpu_attention._split_plan(mask[:, :, -1:], pos, q1) is None
 
 
+def test_a_position_bias_keeps_transformers_kernel(monkeypatch):
+    """Scores with a bias added (or soft-capped) are not plain scaled dot products: no split."""
+    calls = []
+    monkeypatch.setattr(cpu_attention, "_segmented", lambda *a, **kw: calls.append(1))
+    q, k, v, pos, mask = _packed(LENGTHS, torch.float32)
+    bias = torch.zeros(1, 9, pos.shape[1], pos.shape[1])
+    out = cpu_attention.attention(_GQA(), q, k, v, mask, position_ids=pos, scaling=0.25, position_bias=bias)[0]
+    assert not calls and out.shape == (2, pos.shape[1], 9, 16)
+
+
 def test_a_packed_sft_row_of_the_real_model_takes_the_split_path(tiny, monkeypatch):
     """The real model hands position ids and transformers' packed mask to the attention; the packed
     row's per-token losses equal each example alone (tests/methods_sft/test_packing.py) through it."""

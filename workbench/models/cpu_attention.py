@@ -66,7 +66,9 @@ SHORT = 128  # keys; the crossover measured above is between 160 and 224 tokens
 def attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask, **kwargs):
     if torch.is_inference_mode_enabled():  # forward only: transformers' SDPA, whose flash forward is fastest
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-    plan = _split_plan(attention_mask, kwargs.get("position_ids"), query)
+    plan = None
+    if kwargs.get("softcap") is None and kwargs.get("position_bias") is None:  # plain scaled dot products
+        plan = _split_plan(attention_mask, kwargs.get("position_ids"), query)
     if plan is not None:
         return _segmented(plan, module, query, key, value, **kwargs)
     if _bf16(query) and query.device.type == "cpu" and query.shape[-2] > 1 and key.shape[-2] <= SHORT:
@@ -157,9 +159,9 @@ def _plan(mask: torch.Tensor, position_ids: torch.Tensor | None, rows: int) -> _
 def _segmented(plan: _Plan, module, query, key, value, dropout: float = 0.0, scaling: float | None = None,
                **kwargs):
     """The examples as padded batches of similar length, causal attention without a mask, back
-    to transformers' (rows, length, heads, dim) layout. Right padding and a causal mask: a real
-    query never sees a pad, and the pads' outputs are dropped. index_select both ways: its
-    backward is a plain index_add."""
+    to transformers' (rows, length, heads, dim) layout. Within a bucket, right padding and a
+    causal mask: a real query never sees the bucket's padding, whose outputs are dropped.
+    index_select both ways: its backward is a plain index_add."""
     rows, heads, length, dim = query.shape
 
     def tokens(x):  # (rows, h, length, dim) -> the gathered (padded tokens, h, dim)
