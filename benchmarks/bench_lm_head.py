@@ -6,10 +6,15 @@ step, and the first/last logged loss (the two heads compute the same numbers, so
 must match step for step: same seed, same batches).
 
     python benchmarks/bench_lm_head.py --steps 6 --repeats 2 [--model smollm2-135m-instruct]
+
+`--before COMMIT` adds that commit's CPU LM head as a variant (a `git worktree`, imported
+through PYTHONPATH), interleaved with the others; `--packing` packs the SFT rows
+(`packing=true`), where a step scores the most labelled positions.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -24,16 +29,20 @@ PATHS = {"sft-lora": ("sft", "instructions"), "dpo-lora": ("dpo", "preferences")
 VARIANTS = {"trl-fused-head": {"WORKBENCH_TRL_LM_HEAD": "1"}, "cpu-lm-head": {}}
 
 
-def one(model: str, method: str, dataset: str, steps: int, env_extra: dict) -> dict:
+def one(model: str, method: str, dataset: str, steps: int, env_extra: dict, packing: bool = False,
+        code: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory() as d:
         cmd = [sys.executable, "-m", "workbench.cli.main", "train", "--model", model, "--dataset", dataset,
                "--method", method, "--peft", "lora", "--max-steps", str(steps), "--batch-size", "4",
                "--max-rows", "64", "--eval-rows", "0", "--sample-prompts", "0", "--save-steps", "100000",
                "--logging-steps", "1", "--run-dir", f"{d}/run", "--quiet"]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **env_extra}
+        if packing and method == "sft":
+            cmd += ["--set", "packing=true"]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **env_extra,
+               **({"PYTHONPATH": str(code)} if code else {})}
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.time()
-        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, cwd=code)
         wall = time.time() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         recs = [json.loads(x) for x in Path(f"{d}/run/metrics.jsonl").read_text().splitlines()]
@@ -50,16 +59,25 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--out", default=None)
+    p.add_argument("--before", default=None, help="git commit whose CPU LM head runs too, interleaved (a worktree)")
+    p.add_argument("--packing", action="store_true", help="SFT rows packed (`packing=true`)")
     a = p.parse_args()
     res: dict = {}
-    for _ in range(a.repeats):
-        for path, (method, dataset) in PATHS.items():
-            for v, env in VARIANTS.items():
-                r = one(a.model, method, dataset, a.steps, env)
-                res.setdefault(path, {}).setdefault(v, []).append(r)
-                print(path, v, {k: (round(x, 2) if isinstance(x, float) else x) for k, x in r.items()
-                                if k != "losses"}, flush=True)
-    print(f"\n{a.model}, {a.steps} steps, batch 4, 1 thread, medians of {a.repeats}; load {os.getloadavg()[0]:.1f}")
+    with contextlib.ExitStack() as stack:
+        variants = {v: (env, None) for v, env in VARIANTS.items()}
+        if a.before:
+            sys.path.insert(0, str(Path(__file__).parent))
+            from worktree import checkout
+            variants[f"cpu-lm-head@{a.before[:8]}"] = ({}, stack.enter_context(checkout(a.before)))
+        for _ in range(a.repeats):
+            for path, (method, dataset) in PATHS.items():
+                for v, (env, code) in variants.items():
+                    r = one(a.model, method, dataset, a.steps, env, a.packing, code)
+                    res.setdefault(path, {}).setdefault(v, []).append(r)
+                    print(path, v, {k: (round(x, 2) if isinstance(x, float) else x) for k, x in r.items()
+                                    if k != "losses"}, flush=True)
+    print(f"\n{a.model}, {a.steps} steps, batch 4, 1 thread, medians of {a.repeats}, packing {a.packing}; "
+          f"load {os.getloadavg()[0]:.1f}")
     print("| path | variant | train s/step | process CPU s | speed-up (train s/step) | losses equal |")
     print("|---|---|---|---|---|---|")
     for path, vs in res.items():
