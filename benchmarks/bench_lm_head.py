@@ -37,7 +37,7 @@ def one(model: str, method: str, dataset: str, steps: int, env_extra: dict, pack
                "--max-rows", "64", "--eval-rows", "0", "--sample-prompts", "0", "--save-steps", "100000",
                "--logging-steps", "1", "--run-dir", f"{d}/run", "--quiet"]
         if packing and method == "sft":
-            cmd += ["--set", "packing=true"]
+            cmd += ["--set", "method.packing=true"]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **env_extra,
                **({"PYTHONPATH": str(code)} if code else {})}
         before = resource.getrusage(resource.RUSAGE_CHILDREN)

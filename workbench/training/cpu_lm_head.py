@@ -11,9 +11,10 @@ prompt and padding included — because the GPU-free path keeps tile shapes fixe
 positions that have a label, in row chunks, through torch's own log_softmax, and returns the
 same `FusedCausalLMOutput` fields (log_probs, entropy, log_sum_sq_probs, mean_logits, is_top1,
 label_mask, loss). The entropy is computed outside autograd unless the trainer's loss uses it
-(GRPO's entropy bonus): as a metric, kept in the graph it cost a packed SFT+LoRA step
-~0.08 s of its ~2.9 s (474 labelled positions × 49k vocabulary; `exp`, `mul` and their saved
-tensors), as did multiplying by a logit scale and dividing by a temperature of exactly 1.
+(GRPO's entropy bonus), and a logit scale or temperature of exactly 1 is not applied: the
+entropy in the graph and those two passes over the (labelled positions × 49k) logits cost a
+packed SFT+LoRA step of SmolLM2 11% (4.42 → 3.92 s/step, one thread; DPO 4.99 → 4.70;
+identical losses; benchmarks/results/vs_trl.md).
 tests/methods_sft/test_cpu_lm_head.py checks values and gradients against TRL's path;
 benchmarks/bench_lm_head.py measures the difference. MoE models (router logits)
 and anything that is not TRL's patched forward are left as they are.
