@@ -40,11 +40,10 @@ def _closure(fn) -> dict:
 def _per_token(z: torch.Tensor, targets: torch.Tensor, outputs: tuple[str, ...], entropy_grad: bool) -> dict:
     logp = torch.log_softmax(z, -1)
     out = {"log_probs": logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)}
-    if "entropy" in outputs and entropy_grad:
-        out["entropy"] = -(logp.exp() * logp).sum(-1)
-    with torch.no_grad():  # metrics: no graph, no saved (positions × vocab) tensors
-        if "entropy" in outputs and not entropy_grad:
+    if "entropy" in outputs:  # a metric has no graph and saves no (positions × vocab) tensors
+        with contextlib.nullcontext() if entropy_grad else torch.no_grad():
             out["entropy"] = -(logp.exp() * logp).sum(-1)
+    with torch.no_grad():
         if "log_sum_sq_probs" in outputs:
             out["log_sum_sq_probs"] = torch.logsumexp(2 * logp, -1)
         if "mean_logits" in outputs:
@@ -116,7 +115,7 @@ def replace_fused_head(model, entropy_grad: bool = True) -> bool:
 
 
 def entropy_in_loss(args) -> bool:
-    """Whether a trainer's loss differentiates the entropy: TRL's GRPO and RLOO entropy bonus
+    """Whether a trainer's loss differentiates the entropy: TRL's GRPO entropy bonus
     (`entropy_coef`, `use_adaptive_entropy`). Everywhere else it is a logged metric."""
     return getattr(args, "entropy_coef", 0.0) != 0.0 or bool(getattr(args, "use_adaptive_entropy", False))
 
