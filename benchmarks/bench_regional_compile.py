@@ -52,9 +52,10 @@ def main() -> int:
         rows[name] = t
         print(f"{name:12s} first {t[0]:.3f} s, then median {statistics.median(t[1:]) * 1e3:.1f} ms", flush=True)
     eager = statistics.median(rows["eager"][1:] + rows["eager again"][1:])
-    print(f"compiled ÷ eager (steady state): {eager / statistics.median(rows['compiled'][1:]):.2f}× faster; "
-          f"compile paid back after {rows['compiled'][0] / max(eager - statistics.median(rows['compiled'][1:]), 1e-9):.0f} "
-          f"calls of this block")
+    compiled = statistics.median(rows["compiled"][1:])
+    payback = rows["compiled"][0] / max(eager - compiled, 1e-9)
+    print(f"compiled ÷ eager (steady state): {eager / compiled:.2f}× faster; "
+          f"compile paid back after {payback:.0f} calls of this block")
     return 0
 
 
