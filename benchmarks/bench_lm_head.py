@@ -9,7 +9,7 @@ must match step for step: same seed, same batches).
 
 `--before COMMIT` adds that commit's CPU LM head as a variant (a `git worktree`, imported
 through PYTHONPATH), interleaved with the others; `--packing` packs the SFT rows
-(`packing=true`), where a step scores the most labelled positions.
+(`--set method.packing=true`), where a step scores the most labelled positions.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--out", default=None)
     p.add_argument("--before", default=None, help="git commit whose CPU LM head runs too, interleaved (a worktree)")
-    p.add_argument("--packing", action="store_true", help="SFT rows packed (`packing=true`)")
+    p.add_argument("--packing", action="store_true", help="SFT rows packed (`--set method.packing=true`)")
     a = p.parse_args()
     res: dict = {}
     with contextlib.ExitStack() as stack:
