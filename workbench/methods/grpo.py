@@ -2,7 +2,8 @@
 functions (task checker, format, length, keywords, Python callable, reward model), sized
 for CPU by default: groups of 4, 32-token completions. Both train on `verifiable` rows;
 the rows' `answer`/`task` columns reach the reward functions as keyword arguments.
-Trainers: TRL's own `GRPOTrainer` and `RLOOTrainer`, unchanged."""
+Trainers: TRL's own `GRPOTrainer` and `RLOOTrainer`, sampling on the CPU from a decoding mirror
+of the policy (trainers/mirror_sampling.py); everything else is TRL's."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
 from ..errors import WorkbenchError
 from .base import MethodArgs, MethodSpec, at_least, positive, register
+from .trainers.mirror_sampling import MirrorSampling
 
 GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 
@@ -60,6 +62,14 @@ class RLOOArgs(_RLArgs):
     normalize_advantages: bool = field(default=False, metadata={"help": "normalise the leave-one-out advantages"})
 
 
+class MirroredGRPOTrainer(MirrorSampling, GRPOTrainer):
+    """TRL's GRPOTrainer; on the CPU it samples from a mirror of the policy."""
+
+
+class MirroredRLOOTrainer(MirrorSampling, RLOOTrainer):
+    """TRL's RLOOTrainer; on the CPU it samples from a mirror of the policy."""
+
+
 def check_groups(c, m) -> None:
     if (c.batch_size * c.grad_accum) % m.num_generations:
         raise WorkbenchError(f"batch_size × grad_accum ({c.batch_size} × {c.grad_accum}) must be a multiple of "
@@ -88,11 +98,11 @@ def _build(ctx, trainer_cls, config_cls, **extra):
 
 def build_grpo_trainer(ctx):
     m = ctx.method_config
-    return _build(ctx, GRPOTrainer, GRPOConfig, loss_type=m.loss_type, scale_rewards=m.scale_rewards)
+    return _build(ctx, MirroredGRPOTrainer, GRPOConfig, loss_type=m.loss_type, scale_rewards=m.scale_rewards)
 
 
 def build_rloo_trainer(ctx):
-    return _build(ctx, RLOOTrainer, RLOOConfig, normalize_advantages=ctx.method_config.normalize_advantages)
+    return _build(ctx, MirroredRLOOTrainer, RLOOConfig, normalize_advantages=ctx.method_config.normalize_advantages)
 
 
 register(MethodSpec(

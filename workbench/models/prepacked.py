@@ -86,6 +86,19 @@ def _packed_forward(self, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _onednn_packed(weight: torch.Tensor) -> torch.Tensor:
+    # packed for 16 rows, a typical batch; oneDNN's packing serves any row count
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 16)
+
+
+def repack(layer: torch.nn.Linear) -> None:
+    """After `layer.weight` changed in place (a decoding mirror's refresh): pack it again (bf16)
+    or drop the packing so the next decode step makes it (fp32)."""
+    if "workbench_packed_weight" in vars(layer):
+        layer.workbench_packed_weight = _onednn_packed(layer.weight)
+    vars(layer).pop("workbench_mkl_packed", None)
+
+
 def _onednn() -> bool:
     mkldnn = torch.ops.mkldnn
     return torch.backends.mkldnn.is_available() and hasattr(mkldnn, "_reorder_linear_weight") \
@@ -119,8 +132,7 @@ def prepack_linears(model: torch.nn.Module) -> int:
             continue
         if w.dtype == torch.bfloat16 and onednn:
             try:
-                # packed for 16 rows, a typical batch; oneDNN's packing serves any row count
-                module.workbench_packed_weight = torch.ops.mkldnn._reorder_linear_weight(w.detach(), 16)
+                module.workbench_packed_weight = _onednn_packed(w)
             except RuntimeError:  # a oneDNN build without bf16 support
                 continue
         elif not (w.dtype == torch.float32 and mkl):

@@ -1,0 +1,111 @@
+"""A decoding copy that follows a model while it trains: made once, refreshed in place.
+
+An on-policy trainer (TRL's GRPOTrainer, RLOOTrainer) samples from the policy at every step.
+On the CPU TRL decodes with the training model itself: a PEFT model whose every linear runs
+its adapter beside it, in fp32 (TRL's generation runs outside the run's bf16 autocast), on the
+default CPU kernels that are slow at a few rows. A decoding copy (decoding.py: adapter merged,
+linears stored at the run's precision, packed for decode steps) samples faster, but making one
+takes ~0.6–1.1 s on SmolLM2 — as long as what it saves on a 32-token completion batch.
+
+The mirror makes the copy once and then, each time the policy has changed, recomputes only
+what training can change: for a plain LoRA model, the merged weight W + s·BA of each adapted
+linear (PEFT's own `get_delta_weight`, as its merge computes it); for a fully trained model, every
+trainable parameter. The refreshed copy equals a fresh `decoding_copy` bit for bit
+(tests/onpolicy/test_decoding_mirror.py). Other PEFT types (DoRA, IA3, prompt learning, extra
+trainable modules) read their weights in ways a plain merge does not reproduce: no mirror.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .decoding import decoding_copy
+from .prepacked import repack
+
+
+def _lora_layers(model):
+    from peft.tuners.lora import LoraLayer
+
+    return {name: m for name, m in model.named_modules() if isinstance(m, LoraLayer)}
+
+
+def mirrorable(model) -> bool:
+    """A model with no PEFT adapter, or with plain LoRA adapters only (no DoRA, no extra
+    trainable modules beside the adapters)."""
+    from peft import PeftType
+
+    configs = getattr(model, "peft_config", None)
+    if not configs:
+        return True
+    if not all(c.peft_type == PeftType.LORA and not getattr(c, "use_dora", False)
+               and not getattr(c, "lora_bias", False) and not getattr(c, "modules_to_save", None)
+               and not getattr(c, "trainable_token_indices", None)
+               for c in configs.values()):
+        return False
+    adapter_params = {id(p) for layer in _lora_layers(model).values()
+                      for p in [*layer.lora_A.parameters(), *layer.lora_B.parameters()]}
+    return all(id(p) in adapter_params for p in model.parameters() if p.requires_grad)
+
+
+class DecodingMirror:
+    """`model`'s decoding copy (`self.copy`), refreshed by `sync()`. Build it with `make_mirror`."""
+
+    def __init__(self, model, copy: torch.nn.Module, bf16: bool):
+        self.model, self.copy, self.bf16 = model, copy, bf16
+        base = model.get_base_model() if hasattr(model, "peft_config") else model
+        dst = dict(copy.named_modules())
+        lora = _lora_layers(base)
+        self.adapter = getattr(model, "active_adapter", None)
+        # LoRA: (copy's linear, the training model's LoRA layer) for each adapted linear
+        self.linears = [(dst[name], layer) for name, layer in lora.items()]
+        # full training: (copy's parameter, the training model's) for every trainable parameter, found
+        # by module name so that a tied LM head is found through its module; and the copy's linears to repack
+        self.params: list[tuple[torch.nn.Parameter, torch.nn.Parameter]] = []
+        self.repacked: list[torch.nn.Linear] = []
+        if not lora:
+            src_modules, seen = dict(base.named_modules()), set()
+            for name, module in dst.items():
+                moved = False
+                for pname, p in module.named_parameters(recurse=False):
+                    q = getattr(src_modules[name], pname)
+                    moved |= q.requires_grad
+                    if q.requires_grad and id(p) not in seen:
+                        seen.add(id(p))
+                        self.params.append((p, q))
+                if moved and isinstance(module, torch.nn.Linear):
+                    self.repacked.append(module)
+        self.step: int | None = None
+
+    @torch.no_grad()
+    def sync(self, step: int) -> None:
+        """Bring the copy to the model's current weights (once per `step`)."""
+        if step == self.step:
+            return
+        for dst, layer in self.linears:
+            dst.weight.copy_(layer.base_layer.weight + layer.get_delta_weight(self.adapter))
+            repack(dst)
+        for dst, src in self.params:
+            dst.copy_(src)
+        for module in self.repacked:
+            repack(module)
+        self.step = step
+
+    def context(self):
+        """bf16 autocast for a bf16 copy (its norms and embeddings stay fp32, as autocast leaves them)."""
+        return torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+
+
+def make_mirror(model, *, bf16: bool, step: int) -> DecodingMirror | None:
+    """A mirror of `model` synced at `step`, or None where none applies (not mirrorable, not on
+    the CPU, too little memory: see `decoding_copy`)."""
+    if not mirrorable(model):
+        return None
+    if isinstance(getattr(model, "active_adapter", None), list):  # several adapters active at once
+        return None
+    copied = decoding_copy(model, merge=True, bf16=bf16)
+    if copied is None:
+        return None
+    mirror = DecodingMirror(model, copied, bf16)
+    mirror.step = step  # a fresh copy is the model as it is now
+    return mirror
