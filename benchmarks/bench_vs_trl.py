@@ -11,6 +11,8 @@ steps, with evaluation, samples and checkpoints off:
   workbench-stock-kernels  `workbench` with transformers' own SDPA and autocast re-casting the
                 frozen LoRA weights (WORKBENCH_CPU_ATTENTION=0 WORKBENCH_FROZEN_BF16=0): what the
                 CPU attention and the frozen bf16 weights gain (same batches as `workbench`)
+  workbench-trl-sampling  GRPO: `workbench` with TRL's own generation from the training model
+                (WORKBENCH_SAMPLING_MIRROR=0) instead of the decoding mirror of the policy
   trl-defaults  the TRL script its docs teach: SFTConfig/DPOConfig/GRPOConfig with only those
                 settings given, everything else TRL's default
   trl-same      the same script with our settings (activation checkpointing off, the same
@@ -49,15 +51,17 @@ PATHS = {  # path -> (workbench method, peft, dataset)
     "dpo-lora": ("dpo", "lora", "preferences"),
     "grpo-lora": ("grpo", "lora", "arithmetic"),
 }
-VARIANTS = ("workbench", "workbench-grouped", "workbench-packed", "workbench-stock-kernels", "trl-defaults", "trl-same")
+VARIANTS = ("workbench", "workbench-grouped", "workbench-packed", "workbench-stock-kernels", "workbench-trl-sampling",
+            "trl-defaults", "trl-same")
 OURS = ("workbench", "workbench-grouped", "workbench-packed")  # the speed-up column takes the fastest of these
 
 
 def variants(path: str) -> tuple[str, ...]:
-    """Length grouping is an SFT and DPO knob, packing an SFT one: GRPO runs without them."""
+    """Length grouping is an SFT and DPO knob, packing an SFT one: GRPO runs without them; only
+    GRPO samples."""
     method = PATHS[path][0]
-    skip = {"workbench-grouped", "workbench-packed"} if method == "grpo" else set() if method == "sft" else {
-        "workbench-packed"}
+    skip = {"workbench-grouped", "workbench-packed"} if method == "grpo" else {"workbench-trl-sampling"} | (
+        set() if method == "sft" else {"workbench-packed"})
     return tuple(v for v in VARIANTS if v not in skip)
 
 
@@ -164,6 +168,8 @@ def one(variant: str, path: str, args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         if variant == "workbench-stock-kernels":
             os.environ.update(WORKBENCH_CPU_ATTENTION="0", WORKBENCH_FROZEN_BF16="0")  # before the model loads
+        if variant == "workbench-trl-sampling":
+            os.environ["WORKBENCH_SAMPLING_MIRROR"] = "0"
         if variant.startswith("workbench"):
             knob = {"workbench-grouped": "group_by_length", "workbench-packed": "packing"}.get(variant)
             run_workbench(path, args, Path(tmp), log, knob)
