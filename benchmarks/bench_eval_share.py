@@ -33,7 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
-DATASETS = {"sft": "instructions", "dpo": "preferences", "kto": "feedback", "orpo": "preferences"}
+DATASETS = {"sft": "instructions", "dpo": "preferences", "kto": "feedback", "orpo": "preferences",
+            "grpo": "arithmetic", "rloo": "arithmetic"}
 
 
 def measure(method: str, threads: int, extra: list[str], code: Path | None = None) -> dict:

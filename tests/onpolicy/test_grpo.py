@@ -41,3 +41,17 @@ def test_bad_knobs(tmp_path, knobs, message):
     with pytest.raises(WorkbenchError, match=message):
         train(TrainConfig(**FAST, method="grpo", max_steps=1, run_dir=str(run), method_args=knobs))
     assert not run.exists()
+
+
+def test_evaluation_decodes_whole_groups_about_32_rows_at_a_time(tmp_path, build_job):
+    """A held-out prompt's group per generate call made evaluation 43% of a default run; on the
+    CPU an eval batch now holds ~32 rows of whole groups, and a real evaluation runs on it."""
+    for batch, gens, rows in ((4, 4, 32), (3, 3, 30), (4, 2, 32), (48, 4, 48)):
+        job = build_job(**{**FAST, "eval_rows": 4, "batch_size": batch}, method="grpo", max_steps=1,
+                        method_args={"num_generations": gens})
+        assert job.args.per_device_eval_batch_size == rows
+    cfg = TrainConfig(**{**FAST, "eval_rows": 5}, method="grpo", max_steps=2, eval_steps=2,
+                      run_dir=str(tmp_path / "run"), method_args={"num_generations": 2, "max_completion_length": 8})
+    result = train(cfg)
+    evals = [r for r in result.records if r.kind == "eval"]
+    assert result.status == "completed" and evals and all(r.get("eval_reward") is not None for r in evals)

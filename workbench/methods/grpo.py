@@ -76,10 +76,27 @@ def check_groups(c, m) -> None:
                              f"method.num_generations ({m.num_generations}): each step holds whole groups")
 
 
+# Evaluation samples num_generations completions per held-out prompt, one generate call per eval
+# batch. On the CPU, decoding a few rows of a small model is bound by reading the weights, so a
+# call over 32 rows costs little more than one over 4 (SmolLM2, 32 tokens: 4.3 s against 1.8 s).
+# At batch_size 4, one prompt's group per call, evaluation was 43% of a default GRPO run
+# (benchmarks/results/eval_share.md). A GPU keeps the training batch: its memory is the limit.
+EVAL_ROWS_PER_CALL = 32
+
+
+def eval_batch_size(train_batch: int, num_generations: int, device: str) -> int:
+    """Rows per evaluation generate call: on the CPU whole groups, about EVAL_ROWS_PER_CALL of
+    them; never fewer than a training batch."""
+    if device != "cpu":
+        return train_batch
+    return max(train_batch, num_generations * max(1, EVAL_ROWS_PER_CALL // num_generations))
+
+
 def _config(ctx, config_cls, **extra):
     m = ctx.method_config
     args = ctx.trl_args()
     args.pop("max_length", None)  # prompts are not truncated; completions by max_completion_length
+    args["per_device_eval_batch_size"] = eval_batch_size(ctx.config.batch_size, m.num_generations, ctx.device)
     return config_cls(**args, num_generations=m.num_generations, max_completion_length=m.max_completion_length,
                       temperature=m.temperature, top_p=m.top_p, num_iterations=m.num_iterations,
                       epsilon=m.epsilon, beta=m.beta, log_completions=m.log_completions, **extra)
