@@ -43,14 +43,15 @@ def test_bad_knobs(tmp_path, knobs, message):
     assert not run.exists()
 
 
-def test_evaluation_decodes_whole_groups_about_32_rows_at_a_time(tmp_path, build_job):
+@pytest.mark.parametrize("method", ["grpo", "rloo"])
+def test_evaluation_decodes_whole_groups_about_32_rows_at_a_time(tmp_path, build_job, method):
     """A held-out prompt's group per generate call made evaluation 43% of a default run; on the
     CPU an eval batch now holds ~32 rows of whole groups, and a real evaluation runs on it."""
     for batch, gens, rows in ((4, 4, 32), (3, 3, 30), (4, 2, 32), (48, 4, 48)):
-        job = build_job(**{**FAST, "eval_rows": 4, "batch_size": batch}, method="grpo", max_steps=1,
+        job = build_job(**{**FAST, "eval_rows": 4, "batch_size": batch}, method=method, max_steps=1,
                         method_args={"num_generations": gens})
         assert job.args.per_device_eval_batch_size == rows
-    cfg = TrainConfig(**{**FAST, "eval_rows": 5}, method="grpo", max_steps=2, eval_steps=2,
+    cfg = TrainConfig(**{**FAST, "eval_rows": 5}, method=method, max_steps=2, eval_steps=2,
                       run_dir=str(tmp_path / "run"), method_args={"num_generations": 2, "max_completion_length": 8})
     result = train(cfg)
     evals = [r for r in result.records if r.kind == "eval"]
