@@ -79,8 +79,8 @@ def check_groups(c, m) -> None:
 # Evaluation samples num_generations completions per held-out prompt, one generate call per eval
 # batch. On the CPU, decoding a few rows of a small model is bound by reading the weights, so a
 # call over 32 rows costs little more than one over 4 (SmolLM2, 32 tokens: 4.3 s against 1.8 s).
-# At batch_size 4, one prompt's group per call, evaluation was 43% of a default GRPO run
-# (benchmarks/results/eval_share.md). A GPU keeps the training batch: its memory is the limit.
+# At batch_size 4, one prompt's group per call, evaluation was 43–48% of a default GRPO run
+# (benchmarks/results/eval_share_grpo.md). A GPU keeps the training batch: its memory is the limit.
 EVAL_ROWS_PER_CALL = 32
 
 
