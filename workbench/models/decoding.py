@@ -31,6 +31,15 @@ def free_memory_bytes() -> int | None:
         return None
 
 
+def plain_lora(model) -> bool:
+    """A PEFT model whose adapters are all plain LoRA (no DoRA)."""
+    from peft import PeftType
+
+    configs = getattr(model, "peft_config", None) or {}
+    return bool(configs) and all(c.peft_type == PeftType.LORA and not getattr(c, "use_dora", False)
+                                 for c in configs.values())
+
+
 def mergeable(model) -> bool:
     """A PEFT model whose adapters PEFT can merge into the weights (prompt learning cannot)."""
     return (hasattr(model, "merge_and_unload") and hasattr(model, "peft_config")

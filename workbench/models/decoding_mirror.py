@@ -20,7 +20,7 @@ import contextlib
 
 import torch
 
-from .decoding import decoding_copy
+from .decoding import decoding_copy, plain_lora
 from .prepacked import repack
 
 
@@ -33,15 +33,11 @@ def _lora_layers(model):
 def mirrorable(model) -> bool:
     """A model with no PEFT adapter, or with plain LoRA adapters only (no DoRA, no extra
     trainable modules beside the adapters)."""
-    from peft import PeftType
-
     configs = getattr(model, "peft_config", None)
     if not configs:
         return True
-    if not all(c.peft_type == PeftType.LORA and not getattr(c, "use_dora", False)
-               and not getattr(c, "lora_bias", False) and not getattr(c, "modules_to_save", None)
-               and not getattr(c, "trainable_token_indices", None)
-               for c in configs.values()):
+    if not plain_lora(model) or any(getattr(c, "lora_bias", False) or getattr(c, "modules_to_save", None)
+                                    or getattr(c, "trainable_token_indices", None) for c in configs.values()):
         return False
     adapter_params = {id(p) for layer in _lora_layers(model).values()
                       for p in [*layer.lora_A.parameters(), *layer.lora_B.parameters()]}
@@ -52,11 +48,11 @@ class DecodingMirror:
     """`model`'s decoding copy (`self.copy`), refreshed by `sync()`. Build it with `make_mirror`."""
 
     def __init__(self, model, copy: torch.nn.Module, bf16: bool):
-        self.model, self.copy, self.bf16 = model, copy, bf16
+        self.copy, self.bf16 = copy, bf16
         base = model.get_base_model() if hasattr(model, "peft_config") else model
         dst = dict(copy.named_modules())
         lora = _lora_layers(base)
-        self.adapter = getattr(model, "active_adapter", None)
+        self.adapter = model.active_adapter if lora else None
         # LoRA: (copy's linear, the training model's LoRA layer) for each adapted linear
         self.linears = [(dst[name], layer) for name, layer in lora.items()]
         # full training: (copy's parameter, the training model's) for every trainable parameter, found

@@ -25,15 +25,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from ..models.decoding import free_memory_bytes
-
-
-def _plain_lora(model) -> bool:
-    from peft import PeftType
-
-    configs = getattr(model, "peft_config", None) or {}
-    return bool(configs) and all(c.peft_type == PeftType.LORA and not getattr(c, "use_dora", False)
-                                 for c in configs.values())
+from ..models.decoding import free_memory_bytes, plain_lora
 
 
 def frozen_linears(model) -> list[torch.nn.Linear]:
@@ -77,7 +69,7 @@ def use_frozen_bf16(trainer, bf16: bool) -> FrozenBf16 | None:
     it does not apply or there is not enough free memory for the copies (twice their size)."""
     model = getattr(trainer, "model", None)
     if (not bf16 or model is None or os.environ.get("WORKBENCH_FROZEN_BF16") == "0"
-            or next(model.parameters()).device.type != "cpu" or not _plain_lora(model)):
+            or next(model.parameters()).device.type != "cpu" or not plain_lora(model)):
         return None
     linears = frozen_linears(model)
     size = sum(p.numel() * 2 for m in linears for p in m.parameters(recurse=False))
