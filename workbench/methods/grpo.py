@@ -25,6 +25,8 @@ class _RLArgs(MethodArgs):
                 "rewards: correct, format, length, keywords, python, reward_model"})
     num_generations: int = field(default=4, metadata={
         "help": "group size: completions per prompt (batch_size × grad_accum must be a multiple of it)"})
+    num_generations_eval: int = field(default=2, metadata={
+        "help": "completions per held-out prompt at evaluation (TRL's knob; its default is num_generations)"})
     max_completion_length: int = field(default=32, metadata={"help": "max tokens per sampled completion"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
@@ -36,7 +38,7 @@ class _RLArgs(MethodArgs):
         from ..onpolicy.rewards import check_rewards
 
         super().__post_init__()  # str knobs in their choices
-        at_least(self, 1, "max_completion_length", "num_iterations")
+        at_least(self, 1, "max_completion_length", "num_iterations", "num_generations_eval")
         if self.num_generations < 2:
             raise WorkbenchError("method.num_generations must be at least 2: advantages are relative to the group")
         positive(self, "temperature", "epsilon")
@@ -76,28 +78,31 @@ def check_groups(c, m) -> None:
                              f"method.num_generations ({m.num_generations}): each step holds whole groups")
 
 
-# Evaluation samples num_generations completions per held-out prompt, one generate call per eval
-# batch. On the CPU, decoding a few rows of a small model is bound by reading the weights, so a
-# call over 32 rows costs little more than one over 4 (SmolLM2, 32 tokens: 4.3 s against 1.8 s).
-# At batch_size 4, one prompt's group per call, evaluation was 43–48% of a default GRPO run
-# (benchmarks/results/eval_share_grpo.md). A GPU keeps the training batch: its memory is the limit.
+# Evaluation samples `num_generations_eval` completions per held-out prompt, one generate call
+# per eval batch. On the CPU, decoding a few rows of a small model is bound by reading the
+# weights, so a call over 32 rows costs little more than one over 4 (SmolLM2, 32 tokens: 4.3 s
+# against 1.8 s). At batch_size 4, one prompt's group per call, evaluation was 43–48% of a default
+# GRPO run (benchmarks/results/eval_share_grpo.md). A GPU keeps about the training batch: its
+# memory is the limit.
 EVAL_ROWS_PER_CALL = 32
 
 
-def eval_batch_size(train_batch: int, num_generations: int, device: str) -> int:
-    """Rows per evaluation generate call: on the CPU whole groups, about EVAL_ROWS_PER_CALL of
-    them; never fewer than a training batch."""
-    if device != "cpu":
-        return train_batch
-    return max(train_batch, num_generations * max(1, EVAL_ROWS_PER_CALL // num_generations))
+def eval_batch_size(train_batch: int, eval_generations: int, device: str) -> int:
+    """Rows per evaluation generate call: whole groups of `eval_generations`, never fewer rows than
+    a training batch; on the CPU about EVAL_ROWS_PER_CALL of them."""
+    groups = -(-train_batch // eval_generations)  # ceil: TRL needs whole groups in an eval batch
+    if device == "cpu":
+        groups = max(groups, EVAL_ROWS_PER_CALL // eval_generations)
+    return eval_generations * groups
 
 
 def _config(ctx, config_cls, **extra):
     m = ctx.method_config
     args = ctx.trl_args()
     args.pop("max_length", None)  # prompts are not truncated; completions by max_completion_length
-    args["per_device_eval_batch_size"] = eval_batch_size(ctx.config.batch_size, m.num_generations, ctx.device)
-    return config_cls(**args, num_generations=m.num_generations, max_completion_length=m.max_completion_length,
+    args["per_device_eval_batch_size"] = eval_batch_size(ctx.config.batch_size, m.num_generations_eval, ctx.device)
+    return config_cls(**args, num_generations=m.num_generations, num_generations_eval=m.num_generations_eval,
+                      max_completion_length=m.max_completion_length,
                       temperature=m.temperature, top_p=m.top_p, num_iterations=m.num_iterations,
                       epsilon=m.epsilon, beta=m.beta, log_completions=m.log_completions, **extra)
 

@@ -91,6 +91,10 @@ def decoding_copy(model, *, merge: bool, bf16: bool, copy_to_pack: bool = True):
 
 # the current copy: {"key": (step, bf16), "model": weakref to the model copied, "copy": the copy}
 _current: dict = {}
+# A model that trains with a decoding mirror (decoding_mirror.py, GRPO/RLOO on the CPU) already
+# has a copy that follows its weights: an evaluation decodes from it instead of making a second.
+# id(model) -> its DecodingMirror, held weakly: the trainer owns the mirror.
+_mirrors: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 def eval_decoder(model, *, step: int, bf16: bool):
@@ -103,6 +107,10 @@ def eval_decoder(model, *, step: int, bf16: bool):
     context = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 and on_cpu else contextlib.nullcontext
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return model, contextlib.nullcontext
+    mirror = _mirrors.get(id(model))
+    if mirror is not None and mirror.follows(model) and mirror.bf16 == bf16:
+        mirror.sync(step)
+        return mirror.copy, mirror.context
     if _current.get("key") != (step, bf16) or _current["model"]() is not model:
         _current.clear()  # the previous evaluation's copy goes first: never two in memory
         # An fp32 model with nothing to merge is not copied just to pack it: an evaluation's

@@ -17,9 +17,11 @@ trainable modules) read their weights in ways a plain merge does not reproduce: 
 from __future__ import annotations
 
 import contextlib
+import weakref
 
 import torch
 
+from . import decoding
 from .decoding import decoding_copy, plain_lora
 from .prepacked import repack
 
@@ -49,6 +51,7 @@ class DecodingMirror:
 
     def __init__(self, model, copy: torch.nn.Module, bf16: bool):
         self.copy, self.bf16 = copy, bf16
+        self._model = weakref.ref(model)  # only to tell whose mirror this is (`follows`)
         base = model.get_base_model() if hasattr(model, "peft_config") else model
         dst = dict(copy.named_modules())
         lora = _lora_layers(base)
@@ -87,6 +90,9 @@ class DecodingMirror:
             repack(module)
         self.step = step
 
+    def follows(self, model) -> bool:
+        return self._model() is model
+
     def context(self):
         """bf16 autocast for a bf16 copy (its norms and embeddings stay fp32, as autocast leaves them)."""
         return torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
@@ -104,4 +110,5 @@ def make_mirror(model, *, bf16: bool, step: int) -> DecodingMirror | None:
         return None
     mirror = DecodingMirror(model, copied, bf16)
     mirror.step = step  # a fresh copy is the model as it is now
+    decoding._mirrors[id(model)] = mirror  # evaluations decode from it too (decoding.eval_decoder)
     return mirror
