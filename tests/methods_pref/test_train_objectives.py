@@ -20,6 +20,7 @@ from workbench.errors import WorkbenchError
 from workbench.methods import get_method
 from workbench.methods.preference_metrics import encode, sample_responses
 from workbench.models import load_model
+from workbench.models.sampling import fast_sampling
 
 PROBES = {"probe_pairs": 8, "probe_kl_prompts": 2, "probe_max_new_tokens": 4}
 MAX_LENGTH = 160
@@ -213,8 +214,9 @@ def test_full_finetuning_uses_frozen_reference_copy(tmp_path, base):
     for r in eval_rows:  # the probe's prompts: distinct, in order
         if r["prompt"] not in prompts:
             prompts.append(r["prompt"])
-    samples = sample_responses(final, tok, prompts[:PROBES["probe_kl_prompts"]], PROBES["probe_max_new_tokens"],
-                               seed=cfg.seed + 2)  # the probe's seed at step 2
+    with fast_sampling():  # the probe's token draw on the CPU (workbench/models/sampling.py)
+        samples = sample_responses(final, tok, prompts[:PROBES["probe_kl_prompts"]], PROBES["probe_max_new_tokens"],
+                                   seed=cfg.seed + 2)  # the probe's seed at step 2
     hand = [_hand_kl(final, model, pi, ri) for pi, ri in samples]
     assert end.get("eval_kl_to_ref") == pytest.approx(sum(hand) / len(hand), rel=1e-3, abs=1e-6)
     assert end.get("eval_kl_to_ref") > 0

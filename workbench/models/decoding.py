@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import os
 import weakref
 
 import torch
 
 from .prepacked import packing_available, prepack_linears
+from .sampling import fast_sampling
 
 
 def free_memory_bytes() -> int | None:
@@ -97,14 +99,25 @@ _current: dict = {}
 _mirrors: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
+def decoding_context(bf16: bool, on_cpu: bool = True) -> contextlib.ExitStack:
+    """What a decoding copy generates under: on the CPU, bf16 autocast for a bf16 run (the
+    precision the run trains at) and the inverse-CDF token draw (sampling.py)."""
+    stack = contextlib.ExitStack()
+    if on_cpu:
+        stack.enter_context(fast_sampling())
+        if bf16:
+            stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
+    return stack
+
+
 def eval_decoder(model, *, step: int, bf16: bool):
     """(model, context) to decode with at this evaluation: a copy of `model` with its PEFT
     adapter merged and, when the run computes in bf16 (`bf16`), its linears stored in bf16;
     `model` itself where a copy gains nothing or cannot be made (distributed runs decode
-    collectively). `context()` is bf16 autocast for a bf16 run on the CPU — the precision the
-    run trains and evaluates its loss at — and a no-op otherwise."""
+    collectively). `context()` is `decoding_context`: on the CPU, bf16 autocast for a bf16 run
+    — the precision the run trains and evaluates its loss at — and the fast token draw."""
     on_cpu = next(model.parameters()).device.type == "cpu"
-    context = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 and on_cpu else contextlib.nullcontext
+    context = functools.partial(decoding_context, bf16, on_cpu)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return model, contextlib.nullcontext
     mirror = _mirrors.get(id(model))

@@ -16,13 +16,12 @@ trainable modules) read their weights in ways a plain merge does not reproduce: 
 """
 from __future__ import annotations
 
-import contextlib
 import weakref
 
 import torch
 
 from . import decoding
-from .decoding import decoding_copy, plain_lora
+from .decoding import decoding_context, decoding_copy, plain_lora
 from .prepacked import repack
 
 
@@ -94,8 +93,9 @@ class DecodingMirror:
         return self._model() is model
 
     def context(self):
-        """bf16 autocast for a bf16 copy (its norms and embeddings stay fp32, as autocast leaves them)."""
-        return torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        """bf16 autocast for a bf16 copy (its norms and embeddings stay fp32, as autocast leaves
+        them), and the fast token draw (decoding.decoding_context)."""
+        return decoding_context(self.bf16)
 
 
 def make_mirror(model, *, bf16: bool, step: int) -> DecodingMirror | None:
