@@ -59,8 +59,9 @@ def main() -> None:
                 "cache": [("inverse-cdf", "dynamic"), ("inverse-cdf", "reserved")]}
     results = []
     for rows in map(int, args.rows.split(",")):
-        prompts = [tok.apply_chat_template([{"role": "user", "content": f"What is {17 + i} + {25 * i}? Answer with the number."}],
-                                           add_generation_prompt=True, tokenize=False) for i in range(rows)]
+        questions = [f"What is {17 + i} + {25 * i}? Answer with the number." for i in range(rows)]
+        prompts = [tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
+                   for q in questions]
         enc = tok(prompts, return_tensors="pt", padding=True)
         for change, pair in variants.items():
             for v in pair:

@@ -14,6 +14,7 @@ from ..errors import WorkbenchError
 from ..models.decoding import decoding_copy as model_decoding_copy
 from ..models.device import use_bf16
 from ..models.kv_cache import reserved_cache_kwargs
+from ..models.sampling import fast_sampling
 
 
 def resolved_precision(model, precision: str = "auto") -> str:
@@ -88,7 +89,7 @@ def generate(side, prompt_ids: list[list[int]], *, max_new_tokens: int, greedy: 
         kwargs.update(temperature=None, top_p=None, top_k=None)
     if stop_strings:
         kwargs.update(stop_strings=stop_strings, tokenizer=tok)
-    with side.context(), precision_context(model, precision):
+    with side.context(), precision_context(model, precision), fast_sampling():
         out = model.generate(input_ids=ids, attention_mask=mask,
                              **reserved_cache_kwargs(model, ids.shape[1] + max_new_tokens), **kwargs)
     seq = out.sequences[:, ids.shape[1]:]

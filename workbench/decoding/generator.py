@@ -26,6 +26,7 @@ from ..analysis.resolve import Side, check_spec, resolve_side
 from ..analysis.scoring import eos_ids, left_pad, precision_context
 from ..errors import WorkbenchError
 from ..models.kv_cache import reserved_cache_kwargs
+from ..models.sampling import fast_sampling
 from .base import DecodeArgs, get_strategy, strategy_config
 
 
@@ -263,7 +264,7 @@ class Decoder:
         stop = self.strategy.stop_strings()
         if stop:
             kwargs.update(stop_strings=stop, tokenizer=tok)
-        with torch.inference_mode(), side.context(), precision_context(model, self.precision):
+        with torch.inference_mode(), side.context(), precision_context(model, self.precision), fast_sampling():
             kwargs.update(reserved_cache_kwargs(model, input_ids.shape[1] + kwargs["max_new_tokens"]))
             out = model.generate(input_ids=input_ids, attention_mask=attention_mask, streamer=streamer, **kwargs)
         return out[:, input_ids.shape[1]:]

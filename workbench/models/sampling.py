@@ -11,10 +11,13 @@ returns the first entry whose cumulative sum exceeds the uniform, and a zero ent
 raise the sum.
 
 `fast_sampling()` routes `torch.multinomial(probs, 1)` calls on CPU tensors to it while it is
-entered (any thread: the patch is process-wide, counted so that nested and concurrent uses
-restore torch's function only when the last one leaves). Every other call (several samples,
-with replacement, an explicit `out`, other devices) goes to torch unchanged. The random stream
-differs from torch's, so a seeded run draws other (equally distributed) tokens than before.
+entered: decoding copies (decoding.decoding_context: evaluation samples, the preference probes'
+KL samples, on-policy rounds, the GRPO/RLOO mirror), the Decoder (Chat tab, `workbench
+generate`) and the shift probe's decode. The patch is process-wide (any thread), counted so that
+nested and concurrent uses restore torch's function only when the last one leaves. Every other
+call (several samples, with replacement, an explicit `out`, other devices, a NaN or all-zero
+row) goes to torch unchanged. The random stream differs from torch's, so a seeded run draws
+other (equally distributed) tokens than before.
 tests/foundation/test_sampling.py compares both samplers' frequencies with the probabilities.
 """
 from __future__ import annotations
