@@ -1,5 +1,5 @@
 """GRPO's sampling call on the CPU, with and without each of its two decode-time changes, in one
-process: SmolLM2 + LoRA r 8, its bf16 decoding mirror (workbench/models/decoding_mirror.py),
+process: SmolLM2 (or `--model`) + LoRA r 8, its bf16 decoding mirror (workbench/models/decoding_mirror.py),
 arithmetic-style chat prompts, 32 sampled tokens (temperature 1, no top-k/top-p, as GRPO samples).
 
 - `draw`: torch.multinomial's draw against the inverse CDF (workbench/models/sampling.py);
@@ -10,6 +10,7 @@ The variants alternate, medians of `--repeats`, per row count (4 = a training st
 32 = an evaluation call).
 
     OMP_NUM_THREADS=2 python benchmarks/bench_sampled_decode.py [--rows 4,32] [--repeats 4] [--json out.json]
+    OMP_NUM_THREADS=2 python benchmarks/bench_sampled_decode.py --model gemma3-270m --rows 1,2   # 262k vocabulary
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import torch
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="smollm2-135m-instruct")
     p.add_argument("--rows", default="4,32")
     p.add_argument("--repeats", type=int, default=4)
     p.add_argument("--new-tokens", type=int, default=32)
@@ -37,7 +39,7 @@ def main() -> None:
     from workbench.models.kv_cache import reserved_cache_kwargs
     from workbench.models.sampling import fast_sampling
 
-    model, tok = load_model("smollm2-135m-instruct", device="cpu")
+    model, tok = load_model(args.model, device="cpu")
     policy = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
     mirror = make_mirror(policy, bf16=True, step=0)
     copy = mirror.copy
@@ -61,7 +63,7 @@ def main() -> None:
     for rows in map(int, args.rows.split(",")):
         questions = [f"What is {17 + i} + {25 * i}? Answer with the number." for i in range(rows)]
         prompts = [tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
-                   for q in questions]
+                   if tok.chat_template else q for q in questions]  # a base model (gemma3-270m): the plain question
         enc = tok(prompts, return_tensors="pt", padding=True)
         for change, pair in variants.items():
             for v in pair:
@@ -78,7 +80,8 @@ def main() -> None:
                   f"{after:.2f} s  ({after / before:.2f}×)", flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": torch.get_num_threads(), "new_tokens": new, "results": results}, f, indent=1)
+            json.dump({"model": args.model, "threads": torch.get_num_threads(), "new_tokens": new, "results": results},
+                      f, indent=1)
 
 
 if __name__ == "__main__":
