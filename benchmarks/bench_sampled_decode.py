@@ -34,11 +34,13 @@ def main() -> None:
 
     from peft import LoraConfig, get_peft_model
 
+    from workbench.allocator import keep_freed_memory
     from workbench.models import load_model
     from workbench.models.decoding_mirror import make_mirror
     from workbench.models.kv_cache import reserved_cache_kwargs
     from workbench.models.sampling import fast_sampling
 
+    keep_freed_memory()  # as train() does: logit-sized blocks reused, not faulted in again each step
     model, tok = load_model(args.model, device="cpu")
     policy = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
     mirror = make_mirror(policy, bf16=True, step=0)

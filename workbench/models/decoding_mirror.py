@@ -119,7 +119,7 @@ def make_mirror(model, *, bf16: bool, step: int) -> DecodingMirror | None:
 def _reserving_generate(model):
     """`model.generate`, given a KV cache reserved for the prompt and the new tokens (kv_cache.py)
     when the call brings none: TRL's sampling call cannot be handed one. A 32-row, 32-token
-    evaluation call took 0.91× the time (SmolLM2, bf16, 2 cores); 4 rows, the same. The function
+    evaluation call took 0.91–0.94× the time (SmolLM2, bf16, 2 cores); 4 rows, the same. The function
     holds the model weakly: stored on the model, it would otherwise keep the copy alive in a cycle."""
     ref = weakref.ref(model)
 
