@@ -26,6 +26,56 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault(_var, "1")
 
 
+def pytest_configure(config):
+    """The session's notebook kernels are forks of one server that has imported torch,
+    transformers, TRL and PEFT (tests/kernel_forkserver.py): ~4 s of imports once instead of in
+    each of ~40 kernels. Started here, in the xdist controller (or the only process), before any
+    worker or kernel exists, so every process a test starts inherits JUPYTER_PATH and the server's
+    socket. WORKBENCH_TEST_FRESH_KERNELS=1 turns it off."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("WORKBENCH_TEST_FRESH_KERNELS") == "1":
+        return
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    root = Path(tempfile.mkdtemp(prefix="wb-kernels-"))
+    spec = root / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, str(here / "kernel_forkclient.py"), "-f", "{connection_file}"],
+        "display_name": "Python 3 (ipykernel)", "language": "python", "metadata": {"debugger": True}}))
+    sock = str(root / "server.sock")
+    log = open(root / "server.log", "wb")
+    config._kernel_server = (subprocess.Popen([sys.executable, str(here / "kernel_forkserver.py"), sock],
+                                              stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                              start_new_session=True), root, log)
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(root), os.environ.get("JUPYTER_PATH")) if p)
+    os.environ["WORKBENCH_TEST_KERNEL_SERVER"] = sock
+
+
+def pytest_unconfigure(config):
+    server = getattr(config, "_kernel_server", None)
+    if server is None:
+        return
+    import shutil
+    proc, root, log = server
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except Exception:  # noqa: BLE001
+        proc.kill()
+    log.close()
+    lines = (root / "server.log").read_text(errors="replace").splitlines()
+    forked = sum(line.startswith("forked kernel") for line in lines)
+    fresh = [line for line in lines if line.startswith("fresh kernel")]
+    print(f"\nkernels: {forked} forked from tests/kernel_forkserver.py, {len(fresh)} started fresh"
+          + "".join(f"\n  {line}" for line in sorted(set(fresh))))
+    shutil.rmtree(root, ignore_errors=True)
+
+
 # Modules whose tests share one long `built_once` build (notebook executions, ~1.5 min each).
 BUILT_ONCE_MODULES = ("tests/notebooks/test_notebooks.py", "tests/course/test_course_grading.py")
 

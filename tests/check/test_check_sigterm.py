@@ -32,8 +32,9 @@ def test_sigterm_stops_the_worker_and_its_kernel(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = tmp_path / "sleeper.ipynb"
     nbformat.write(nb, path)
+    env = {**os.environ, "WORKBENCH_TEST_KERNEL_SERVER": ""}  # a fresh kernel: the worker is its parent
     check = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "check", str(path), "--no-compare",
-                              "-o", str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                              "-o", str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     deadline = time.time() + 90
     while not pids.exists() and time.time() < deadline and check.poll() is None:
         time.sleep(0.2)
