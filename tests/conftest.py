@@ -4,6 +4,7 @@ import copy
 import itertools
 import os
 import pickle
+import sys
 
 import pytest
 from filelock import FileLock
@@ -31,12 +32,13 @@ def pytest_configure(config):
     transformers, TRL and PEFT (tests/kernel_forkserver.py): ~4 s of imports once instead of in
     each of ~40 kernels. Started here, in the xdist controller (or the only process), before any
     worker or kernel exists, so every process a test starts inherits JUPYTER_PATH and the server's
-    socket. WORKBENCH_TEST_FRESH_KERNELS=1 turns it off."""
-    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("WORKBENCH_TEST_FRESH_KERNELS") == "1":
+    socket. Linux only (the kernels die with the server by prctl); WORKBENCH_TEST_FRESH_KERNELS=1
+    turns it off."""
+    if (os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("WORKBENCH_TEST_FRESH_KERNELS") == "1"
+            or not sys.platform.startswith("linux")):
         return
     import json
     import subprocess
-    import sys
     import tempfile
     from pathlib import Path
 
