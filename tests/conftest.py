@@ -116,6 +116,19 @@ def _runs_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_RUNS", str(tmp_path / "runs"))
 
 
+@pytest.fixture(autouse=True)
+def _hash_seed_stays_the_tests():
+    """Dask's process pool sets PYTHONHASHSEED in the process that uses it, for good: every later
+    kernel of that test worker would inherit it, and start fresh instead of forked (it is read at
+    interpreter start-up; tests/kernel_forkserver.py)."""
+    seed = os.environ.get("PYTHONHASHSEED")
+    yield
+    if seed is None:
+        os.environ.pop("PYTHONHASHSEED", None)
+    else:
+        os.environ["PYTHONHASHSEED"] = seed
+
+
 @pytest.fixture(scope="session")
 def tiny():
     """(model, tokenizer) of tiny-llama on the CPU, in eval mode. Shared: tests must not train it."""
