@@ -29,8 +29,9 @@ import sys
 IMPORT_TIME_ENV = ("HF_", "HUGGINGFACE", "TRANSFORMERS", "PYTORCH_", "CUDA", "PYTHON", "LD_", "GOMP_",
                    "MPLCONFIGDIR", "XDG_", "HOME", "IPYTHON", "PLOTLY", "COLAB_", "KAGGLE_", "VSCODE_",
                    "DATABRICKS_", "SPYDER", "QT_API")
-# Read at import, but by nothing a kernel here does: lm_eval sets this one when imported (and so it
-# is in the environment of a test process that imported it) and it only tunes hub downloads.
+# HF_XET_HIGH_PERFORMANCE is read at import, but only tunes hub downloads (none here); lm_eval sets
+# it when imported, so it is in the environment of any test process that imported lm_eval.
+# PYTHONPATH is checked on its own (path_entries_shadow).
 NOT_READ_HERE = ("HF_XET_HIGH_PERFORMANCE", "PYTHONPATH")
 # Not ipykernel's app: its classes read JPY_PARENT_PID and others when imported (0.04 s in the child).
 # Its shell module is what tqdm.autonotebook looks for to decide that it runs in a kernel.
@@ -193,9 +194,11 @@ def serve(path: str) -> None:
                     conn.close()
                     continue
                 theirs = import_time_env(request["env"])
-                if theirs != own or path_entries_shadow(request["env"].get("PYTHONPATH", "")):
-                    print("fresh kernel; import-time variables that differ (none: PYTHONPATH shadows):",
-                          sorted(k for k in own.keys() | theirs.keys() if own.get(k) != theirs.get(k)), flush=True)
+                differ = sorted(k for k in own.keys() | theirs.keys() if own.get(k) != theirs.get(k))
+                if path_entries_shadow(request["env"].get("PYTHONPATH", "")):
+                    differ.append("PYTHONPATH (holds a preloaded package or a sitecustomize)")
+                if differ:
+                    print("fresh kernel, for the import-time variables", differ, flush=True)
                     conn.sendall(b"fresh\n")
                     conn.close()
                     for fd in fds:
