@@ -88,7 +88,9 @@ def test_an_import_time_variable_of_its_own_gets_a_fresh_kernel(tmp_path, monkey
 
 
 def test_a_runaway_forked_kernel_is_stopped_at_the_time_limit(tmp_path):
-    nb = _notebook(tmp_path / "nb", "import time\nfor _ in range(600):\n    time.sleep(0.1)")
+    nb = _notebook(tmp_path / "nb", "import sys\nprint('forked' if 'transformers' in sys.modules else 'fresh')",
+                   "import time\nfor _ in range(600):\n    time.sleep(0.1)")
     start = time.monotonic()
     run = execute(nb, tmp_path / "out", html=False, total_timeout=3)
     assert run.timed_out and time.monotonic() - start < 60
+    assert nbformat.read(run.notebook, 4).cells[0].outputs[0]["text"] == "forked\n"
