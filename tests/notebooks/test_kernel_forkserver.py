@@ -2,6 +2,7 @@
 (tests/kernel_forkserver.py). A forked kernel must behave as a fresh one: the caller's folder,
 environment, argv and thread count; interrupts and kills reach it; an environment the server's
 imports could not honour gets a fresh kernel."""
+import json
 import os
 import time
 
@@ -28,10 +29,13 @@ def _notebook(folder, *cells):
     return folder / "probe.ipynb"
 
 
+def _stdout(run, cell=0):
+    """What a cell of the executed notebook printed (beside any widget it displayed)."""
+    return next(o["text"] for o in nbformat.read(run.notebook, 4).cells[cell].outputs if o.get("name") == "stdout")
+
+
 def _probe(run):
-    import json
-    out = nbformat.read(run.notebook, 4).cells[0].outputs
-    return json.loads(out[0]["text"])
+    return json.loads(_stdout(run))
 
 
 def test_a_forked_kernel_has_the_callers_folder_environment_and_threads(tmp_path, monkeypatch):
@@ -68,13 +72,11 @@ print(json.dumps({"preloaded": "transformers" in sys.modules and "trl" in sys.mo
 
 
 def test_a_forked_kernel_decides_as_a_fresh_one_what_libraries_decide_at_import(tmp_path, monkeypatch):
-    import json
     nb = _notebook(tmp_path / "nb", *DECISIONS)
     forked = execute(nb, tmp_path / "forked", html=False)
     monkeypatch.setenv("WORKBENCH_TEST_KERNEL_SERVER", "")  # the kernel spec's client starts a fresh kernel
     fresh = execute(nb, tmp_path / "fresh", html=False)
-    outputs = [nbformat.read(r.notebook, 4).cells[1].outputs for r in (forked, fresh)]
-    seen = [json.loads(next(o["text"] for o in out if o.get("name") == "stdout")) for out in outputs]
+    seen = [json.loads(_stdout(r, cell=1)) for r in (forked, fresh)]
     assert (seen[0].pop("preloaded"), seen[1].pop("preloaded")) == (True, False)
     assert seen[0] == seen[1]
     assert seen[1]["widget_comm_targets"] and seen[1]["tqdm_disabled"][1]  # the probes see a kernel
@@ -93,4 +95,4 @@ def test_a_runaway_forked_kernel_is_stopped_at_the_time_limit(tmp_path):
     start = time.monotonic()
     run = execute(nb, tmp_path / "out", html=False, total_timeout=3)
     assert run.timed_out and time.monotonic() - start < 60
-    assert nbformat.read(run.notebook, 4).cells[0].outputs[0]["text"] == "forked\n"
+    assert _stdout(run) == "forked\n"
