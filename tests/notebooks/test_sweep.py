@@ -10,6 +10,7 @@ import yaml
 
 from workbench.cli.main import main
 from workbench.errors import UnknownNameError, WorkbenchError
+from workbench.runs.run import resume_step
 from workbench.sweeps import load_sweep
 
 SHARED = {"model": "tiny-llama", "max_steps": 2, "eval_steps": 2, "eval_rows": 4, "sample_prompts": 1}
@@ -77,7 +78,9 @@ def test_an_interrupted_sweep_resumes_its_run_where_it_stopped(tmp_path):
                             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 240
-        while not (run / "checkpoints" / "checkpoint-20").is_dir():
+        # a checkpoint folder exists before its save finishes, and a resume skips an unfinished
+        # one: wait until one at step >= 20 is sealed complete
+        while resume_step(run) < 20:
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
             time.sleep(0.2)
         os.killpg(proc.pid, signal.SIGINT)
