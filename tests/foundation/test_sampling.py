@@ -46,6 +46,8 @@ def test_routed_only_inside_the_context_and_only_for_one_draw_per_row():
         assert torch.equal(torch.multinomial(probs, 2, generator=g1), original(probs, 2, generator=g2))  # torch's
         with pytest.raises(RuntimeError, match="probability tensor contains"):
             torch.multinomial(torch.tensor([[0.5, float("nan")]]), 1)  # torch's own error for a broken row
+        with pytest.raises(RuntimeError, match="probability tensor contains"):
+            torch.multinomial(torch.tensor([[0.5, -0.1, 0.5]]), 1)  # a negative entry, though the sum is positive
     assert torch.multinomial is original
 
 
