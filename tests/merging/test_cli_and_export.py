@@ -128,3 +128,24 @@ def test_export_refuses_bad_input_before_writing(runs, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert match in err and len(err.splitlines()) == 1, err
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_merge_export_and_eval_refuse_an_out_inside_a_run(runs, tmp_path, capsys):
+    """`--out RUN/final/x` (or under checkpoints/, eval/) was accepted by merge, export and
+    eval, which wrote their results among the run's own files; every other command refused it."""
+    import shutil
+
+    run = Path(shutil.copytree(runs["a"], tmp_path / "run"))
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    (run / "eval").mkdir()
+    for entry in ("final/merged", "checkpoints/x", "eval", "eval/x"):
+        out = str(run / entry)
+        for argv in (["merge", str(run), str(runs["b"]), "--out", out],
+                     ["export", str(run), "--out", out],
+                     ["eval", "tiny-llama", "--tasks", "wb_arithmetic", "--limit", "1", "--out", out]):
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and f"--out {out} is the run {run}'s own {entry.split('/')[0]}" in err \
+                and "loses the run's data" in err, (argv, err)
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert [p.name for p in (run / "eval").iterdir()] == []

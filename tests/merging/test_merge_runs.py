@@ -166,6 +166,6 @@ def test_full_runs_refuse_lora_only_methods_and_a_taken_out_dir(runs, tmp_path, 
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "keep.txt").write_text("mine")
-    _cli_fails(capsys, ["merge", str(runs["a"]), str(runs["b"]), "--out", str(taken)], "not empty")
+    _cli_fails(capsys, ["merge", str(runs["a"]), str(runs["b"]), "--out", str(taken)], "not an empty folder")
     assert [p.name for p in taken.iterdir()] == ["keep.txt"]
     assert not (tmp_path / "o").exists()

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import WorkbenchError
+from ..runs.store import refuse_run_owned
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -24,20 +25,11 @@ def _check_parent(path: Path, flag: str) -> None:
         raise WorkbenchError(f"{flag} {path}: cannot write in {anchor} (permission denied)")
 
 
-def _check_not_run_owned(path: Path, flag: str) -> None:
-    from ..runs.store import owning_run
-
-    owned = owning_run(path)
-    if owned:
-        raise WorkbenchError(f"{flag} {path} is the run {owned[0]}'s own {owned[1]}; writing there loses the "
-                             "run's data: name a path outside it")
-
-
 def check_output_file(path: str | Path, flag: str, inputs: tuple = ()) -> Path:
     """A file we will write: not an existing folder, not one of the command's `inputs` (files
     it reads: writing the result over them loses the data), its folder creatable and writable."""
     path = Path(path).expanduser()
-    _check_not_run_owned(path, flag)
+    refuse_run_owned(path, flag)
     for src in (Path(s).expanduser() for s in inputs if s is not None):
         if src.is_file() and src.resolve() == path.resolve():
             raise WorkbenchError(f"{flag} {path} is the input {src} itself; name another file")
@@ -54,7 +46,7 @@ def check_output_file(path: str | Path, flag: str, inputs: tuple = ()) -> Path:
 def check_output_dir(path: str | Path, flag: str) -> Path:
     """A folder we will create or write into."""
     path = Path(path).expanduser()
-    _check_not_run_owned(path, flag)
+    refuse_run_owned(path, flag)
     if path.exists():
         if not path.is_dir():
             raise WorkbenchError(f"{flag} {path} exists and is not a folder")

@@ -30,9 +30,10 @@ def _run_dir(spec) -> Path | None:
 
 
 def _check_out(out) -> Path:
-    from ..runs.store import holds_run
+    from ..runs.store import holds_run, refuse_run_owned
 
     out = Path(out).expanduser()
+    refuse_run_owned(out, "--out")
     if out.exists() and not out.is_dir():
         raise WorkbenchError(f"--out {out}: exists and is not a directory")
     if holds_run(out):  # its summary.json and eval/ belong to the run's own model

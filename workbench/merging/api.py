@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import WorkbenchError
-from .base import MergeSpec, check_density, get_merge_method, staging_dir
+from .base import MergeSpec, check_density, check_new_folder, get_merge_method, staging_dir
 from .sources import Source, check_sources, read_source
 
 
@@ -93,21 +93,6 @@ def parse_weights(weights, n: int) -> list[float] | None:
     return [float(w) for w in weights]
 
 
-def _check_out(out: Path) -> None:
-    if out.exists():
-        if not out.is_dir():
-            raise WorkbenchError(f"--out {out} exists and is not a folder")
-        if any(out.iterdir()):
-            raise WorkbenchError(f"--out {out} already exists and is not empty; pick another folder")
-    anchor = out.parent
-    while not anchor.exists() and anchor != anchor.parent:
-        anchor = anchor.parent
-    if not anchor.is_dir():
-        raise WorkbenchError(f"--out {out}: {anchor} is a file, not a folder")
-    if not os.access(anchor, os.W_OK | os.X_OK):
-        raise WorkbenchError(f"--out {out}: cannot write in {anchor} (permission denied)")
-
-
 def plan_merge(runs: Iterable, method: str = "linear", *, weights=None, density: float | None = None,
                base: str | None = None, out=None, **knobs) -> MergePlan:
     """Every check, in the order a user can fix them; nothing loaded or written."""
@@ -147,7 +132,7 @@ def plan_merge(runs: Iterable, method: str = "linear", *, weights=None, density:
     resolve(base_name)  # the base must be loadable (offline hub ids, typos) before anything is written
     from ..runs.store import runs_root
     out = Path(out).expanduser() if out else runs_root() / f"merge-{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    _check_out(out)
+    check_new_folder(out)
     return MergePlan(sources, spec, knob_obj, w or spec.default_weights(len(sources)), base_name, out)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import WorkbenchError
-from .base import staging_dir
+from .base import check_new_folder, staging_dir
 
 FORMATS = ("safetensors", "gguf")
 GGUF_DTYPES = ("f32", "f16")
@@ -76,13 +76,7 @@ def check_export_args(run, out, format: str = "safetensors", dtype: str = "f32",
             raise WorkbenchError(f"GGUF export: run {src.path} uses rope scaling {rope.get('rope_type')!r}, "
                                  "which this exporter does not write")
     out = Path(out).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise WorkbenchError(f"--out {out} already exists and is not an empty folder; pick another")
-    anchor = out.parent
-    while not anchor.exists() and anchor != anchor.parent:
-        anchor = anchor.parent
-    if not anchor.is_dir() or not os.access(anchor, os.W_OK | os.X_OK):
-        raise WorkbenchError(f"--out {out}: cannot write in {anchor}")
+    check_new_folder(out)
     return src, out
 
 

@@ -37,6 +37,15 @@ def owning_run(path) -> tuple[Path, str] | None:
     return None
 
 
+def refuse_run_owned(path, flag: str) -> None:
+    """One line (WorkbenchError) when an output `path` given with `flag` is, or is under, one
+    of a run's own entries: whatever a command wrote there would replace or mix with the run's."""
+    owned = owning_run(path)
+    if owned:
+        raise WorkbenchError(f"{flag} {path} is the run {owned[0]}'s own {owned[1]}; writing there loses the "
+                             "run's data: name a path outside it")
+
+
 def holds_run(path: Path) -> bool:
     """A run directory, finished or still training: its config.json beside metrics.jsonl or final/."""
     return (path / CONFIG).is_file() and ((path / METRICS).is_file() or (path / FINAL).is_dir())
