@@ -257,8 +257,19 @@ def train(config: TrainConfig | dict | str | Path, listeners: Iterable[Listener]
             release_eval_decoder()  # an evaluation's decoding copy never outlives training, failed or not
             if getattr(job, "frozen_bf16", None) is not None:
                 job.frozen_bf16.release()  # the model leaves train() with its layers' own forwards
-        run.save_final(job.save_model)
+        # A NaN step's update usually leaves NaN weights; saved as final/ they would feed every
+        # probe, chat and merge a broken model. Checked on every rank (FSDP shards the weights).
+        if run.nan_step is not None and distributed.any_rank(not _trainable_weights_finite(job.model)):
+            run.weights_not_finite = True
+        else:
+            run.save_final(job.save_model)
         return run.finish(steps=steps, extra=_selection_info(p), runtime_s=time.time() - started)
+
+
+def _trainable_weights_finite(model) -> bool:
+    import torch
+
+    return all(bool(torch.isfinite(w).all()) for w in model.parameters() if w.requires_grad)
 
 
 def _on_cpu(device) -> bool:

@@ -505,7 +505,8 @@ def test_shift_on_a_run_without_weights(in_tmp, capsys):
     prompts.write_text("Say hi.\n")
     out = in_tmp / "report" / "r.html"
     one_line_error(capsys, ["shift", "--base", "tiny-llama", "--tuned", run, "--prompts", prompts,
-                            "--max-new-tokens", "2", "--out", out], "unfinished", "no trained weights yet")
+                            "--max-new-tokens", "2", "--out", out], "unfinished",
+                   "no trained weights (no final/ folder): it is still training")
     assert not (in_tmp / "report").exists()
 
 

@@ -2,6 +2,7 @@
 stop and resume."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -178,14 +179,32 @@ def test_existing_run_dir_is_not_overwritten(cli, tmp_path):
     assert (run_dir / "keep.txt").read_text() == "precious"
 
 
-def test_nan_loss_fails_with_one_line(cli, tmp_path):
+def test_nan_loss_fails_with_one_line_and_saves_no_broken_weights(cli, tmp_path):
+    """The NaN step's update leaves NaN weights. They were saved as final/ (and checkpointed),
+    and shift, generate, eval, merge and export then used them without a word: KL nan, empty
+    answers, zero scores. Now nothing non-finite is saved, and each command says why not."""
+    from workbench.runs.run import resume_step
+
     run_dir = tmp_path / "nan"
     proc = cli("train", "--model", "tiny-llama", "--peft", "full", "--max-steps", "6", "--eval-rows", "0",
-                "--run-dir", str(run_dir), "--set", "learning_rate=1e30", "--set", "max_length=64",
-                "--set", "sample_prompts=0", "--quiet")
+               "--save-steps", "1", "--run-dir", str(run_dir), "--set", "learning_rate=1e30",
+               "--set", "max_length=64", "--set", "sample_prompts=0", "--quiet")
     assert proc.returncode == 1, proc.stderr[-2000:]
-    assert "loss became NaN at step" in proc.stderr
-    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+    nan_step = int(re.search(r"loss became NaN at step (\d+)", proc.stderr)[1])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and "weights were no longer finite and were not saved" in summary["reason"]
+    assert "weights" not in summary and not (run_dir / "final").exists()
+    assert resume_step(run_dir) < nan_step  # no checkpoint holds the NaN step's weights
+    for argv in (["shift", "--base", "tiny-llama", "--tuned", str(run_dir), "--prompts", "Hi.", "--out",
+                  str(tmp_path / "s.html")],
+                 ["generate", "--model", str(run_dir), "--prompts", "Hi."],
+                 ["eval", str(run_dir), "--tasks", "wb_arithmetic", "--limit", "1"],
+                 ["merge", str(run_dir), str(run_dir), "--out", str(tmp_path / "m")],
+                 ["export", str(run_dir), "--out", str(tmp_path / "e")]):
+        proc = cli(*argv)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, (argv, proc.stderr)
+        assert f"run {run_dir} has no trained weights (no final/ folder): it failed: loss became NaN at step " \
+            f"{nan_step}" in proc.stderr, (argv, proc.stderr)
 
 
 def test_yaml_config_with_flag_and_set_precedence(cli, tmp_path):

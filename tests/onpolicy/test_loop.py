@@ -139,3 +139,17 @@ def test_rounds_sample_and_evaluate_from_one_decoding_copy_per_step(tmp_path, mo
     assert seen[1][1] is not seen[3][1]  # a new one after the round trained
     for _, model in seen:
         assert not any("lora" in name for name, _ in model.named_modules())  # merged, not the PEFT policy
+
+
+def test_a_nan_round_leaves_no_checkpoint_or_weights(tmp_path):
+    """The round whose update took the NaN was checkpointed and evaluated before the loop ended,
+    and its NaN weights saved as final/: a resume or any probe started from them."""
+    fn = _reward_file(tmp_path)
+    cfg = TrainConfig(**{**FAST, "learning_rate": 1e30}, method="onpolicy-dpo", max_steps=3, save_steps=1,
+                      run_dir=str(tmp_path / "run"), method_args={**KNOBS, "rewards": {"python": {"function": fn}}})
+    result = train(cfg)
+    assert result.status == "failed" and "weights were no longer finite" in result.summary["reason"]
+    run = Path(result.run_dir)
+    assert not (run / "final").exists() and not list((run / "checkpoints").glob("checkpoint-*"))
+    nan_round = max(r["round"] for r in _metrics(run) if r["kind"] == "event" and "round" in r)
+    assert all(r["round"] < nan_round for r in _metrics(run) if r["kind"] == "eval")  # not evaluated either

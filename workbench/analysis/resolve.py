@@ -81,8 +81,9 @@ def check_spec(spec) -> None:
         return
     spec = str(spec).removeprefix("urial:")
     if _is_unfinished_run(spec):
-        raise WorkbenchError(f"run {spec} has no trained weights yet (no final/ folder): it is still "
-                             "training, or stopped or failed before saving; name a finished run")
+        from ..runs.store import final_weights, open_run
+
+        final_weights(open_run(Path(spec).expanduser()))  # raises: why this run has none
     if not is_run_dir(spec):
         from ..models import resolve
         resolve(spec)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import WorkbenchError
-from ..runs.store import FINAL, open_run, read_json_object
+from ..runs.store import FINAL, final_weights, open_run, read_json_object
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 # config.json keys that must agree for two full models to be merged entry by entry.
@@ -50,10 +50,7 @@ class Source:
 
 def read_source(path) -> Source:
     info = open_run(Path(str(path)).expanduser())
-    final = info.path / FINAL
-    if not final.is_dir():
-        raise WorkbenchError(f"run {info.path} has no trained weights yet (no {FINAL}/ folder): it is still "
-                             "training, or stopped or failed before saving; name a finished run")
+    final = final_weights(info)
     if not info.config.get("model"):
         raise WorkbenchError(f"run {info.path}: config.json names no base model (key 'model')")
     if (final / "adapter_config.json").is_file():

@@ -94,11 +94,11 @@ class OnPolicyCoordinator(Coordinator):
             steps = self._train_round(r, rows, self.steps[r - 1]) if rows else 0
             self._emit(Kind.EVENT, {**info, "train_steps": steps,
                                     **({} if rows else {"note": "every prompt's samples tied: nothing to train on"})})
+            if run.nan_step is not None:  # no evaluation or checkpoint of the weights a NaN step left
+                break
             self._evaluate(r)
             run.save_checkpoint(self.global_step, self.save_model,
                                 meta={"round": r, "global_step": self.global_step, "num_tokens": self.tokens})
-            if run.nan_step is not None:
-                break
         run.emit_end(self.global_step)
         return self.global_step
 

@@ -72,6 +72,7 @@ class RunCallback(TrainerCallback):
             if isinstance(loss, float) and not math.isfinite(loss) and self.run.nan_step is None:
                 self.run.nan_step = self.step(state)
                 control.should_training_stop = True
+                control.should_save = False  # this step's update took the NaN: no checkpoint to resume into it
         logs.setdefault("epoch", state.epoch)
         self.run.emit(MetricsRecord(self.step(state), kind, {**logs, **self.extra}))
         self._check_stop(state, control)
@@ -89,7 +90,7 @@ class RunCallback(TrainerCallback):
             self.run.stopped_at = self.step(state)
         if self.run.stopped_at is not None:
             control.should_training_stop = True
-            control.should_save = self.checkpoints
+            control.should_save = self.checkpoints and self.run.nan_step is None
 
     def on_save(self, args, state, control, **kw):
         # Every rank writes its own rng_state_<rank>.pth into the checkpoint: seal after all have.

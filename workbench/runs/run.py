@@ -126,6 +126,7 @@ class Run:
         self.checkpoint: Path | None = None      # the complete checkpoint a resume starts from
         self.stopped_at: int | None = None
         self.nan_step: int | None = None
+        self.weights_not_finite = False          # a NaN step left non-finite weights: none saved
         self.step = 0                            # the last step a record was emitted at
         self.start_info: dict = {}
         self._lock = RunLock(self.path)
@@ -322,6 +323,9 @@ class Run:
         if self.nan_step is not None:
             status = "failed"
             reason = f"loss became NaN at step {self.nan_step} (try a lower learning_rate)"
+            if self.weights_not_finite:
+                reason += ("; its weights were no longer finite and were not saved"
+                           + (" (final/ holds those of an earlier session)" if (self.path / FINAL).is_dir() else ""))
         elif self.stopped_at is not None:
             status, reason = "stopped", f"stopped at step {self.stopped_at}"
         else:

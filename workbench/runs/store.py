@@ -192,6 +192,18 @@ def _model_folder(path: Path) -> bool:
     return isinstance(config, dict) and _is_model_config(config)
 
 
+def final_weights(info: RunInfo) -> Path:
+    """A run's final/ folder, or one line saying why it has none (its recorded reason when it
+    failed: a NaN loss leaves no weights worth loading)."""
+    final = info.path / FINAL
+    if final.is_dir():
+        return final
+    status, reason = info.summary.get("status"), info.summary.get("reason")
+    why = (f"it {status}: {reason}" if status in ("failed", "interrupted") and reason else
+           "it is still training, or stopped or failed before saving")
+    raise WorkbenchError(f"run {info.path} has no trained weights (no {FINAL}/ folder): {why}; name a finished run")
+
+
 def open_run_or_error(path: Path) -> RunInfo:
     """The run at `path`, or one with `error` set (status "unreadable") saying why not."""
     try:
@@ -220,9 +232,7 @@ def load_run_model(run_dir: str | Path, device: str | None = None):
     from ..models import load_model, pick_device
 
     info = open_run(run_dir)
-    final = info.path / FINAL
-    if not final.is_dir():
-        raise WorkbenchError(f"{info.path} has no trained weights yet ({FINAL}/ missing)")
+    final = final_weights(info)
     base_name = info.config["model"]
     if (final / "adapter_config.json").is_file():
         from peft import PeftModel
