@@ -37,6 +37,9 @@ def test_generate_reads_a_prompt_file_in_batches(tmp_path, capsys):
     (["--set", "foo=1"], "unknown strategy key 'foo'"),
     (["--strategy", "best_of_n", "--set", "n=0"], "strategy.n must be >= 1"),
     (["--prompts", " "], "empty prompt"),
+    # a mistyped path was decoded as the prompt "./data/p.jsonl"
+    (["--prompts", "./data/p.jsonl"], "--prompts ./data/p.jsonl: no such file or directory"),
+    (["--prompts", "prompts.txt"], "--prompts prompts.txt: no such file or directory"),
     (["--strategy", "best-of-n"], "unknown decoding strategy 'best-of-n' (did you mean 'best_of_n'?)"),
     (["--strategy", "proxy_tuning", "--set", "expert=tiny-llama"], "strategy.anti_expert is required"),
     (["--strategy", "proxy_tuning", "--set", "expert=tiny-llama", "--set", "anti_expert=no-such-model"],

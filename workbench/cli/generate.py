@@ -67,12 +67,25 @@ def resolve_prompts(text: str, max_prompts: int | None):
 
     if not text or not text.strip():
         raise WorkbenchError("--prompts: empty prompt (give text, a file or a dataset name)")
+    if _names_a_missing_file(text):  # a mistyped path was decoded as if it were the prompt
+        raise WorkbenchError(f"--prompts {text}: no such file or directory")
     if not is_literal_prompt(text):
         return load_prompts(text, max_prompts=max_prompts)
     builtin = [d.name for d in list_datasets()]
     if not any(c.isspace() for c in text) and close_match(text, builtin):  # a mistyped name, not a prompt
         raise UnknownNameError("dataset", text, builtin)
     return [[{"role": "user", "content": text}]], {}
+
+
+_PROMPT_FILES = (".txt", ".md", ".json", ".jsonl", ".csv", ".parquet")
+
+
+def _names_a_missing_file(text: str) -> bool:
+    """One word that can only be a path (./x, ~/x, /x, a/b/c, or a prompts-file name), and
+    nothing is there. A hub id (org/name) and any text with a space stay what they were."""
+    if any(c.isspace() for c in text) or Path(text).expanduser().exists():
+        return False
+    return text.startswith(("./", "../", "~/", "/")) or text.count("/") > 1 or text.lower().endswith(_PROMPT_FILES)
 
 
 def is_literal_prompt(text: str) -> bool:
