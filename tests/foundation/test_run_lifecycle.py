@@ -71,6 +71,35 @@ def test_a_second_process_on_the_same_run_is_refused_and_names_the_holder(tmp_pa
     assert _train_steps(run) == list(range(1, 9))
 
 
+def test_a_run_being_trained_lists_as_running_and_says_so_when_its_weights_are_asked_for(tmp_path, capsys):
+    """`workbench runs` showed a run that was training as "interrupted" (it has no summary yet, or
+    an earlier session's), and shift/eval/chat said "still training, or stopped or failed"."""
+    import fcntl
+
+    run = _stopped_run(tmp_path)
+    (tmp_path / "stale").mkdir()  # a killed run: its .lock file names a PID, but no process holds it
+    (tmp_path / "stale" / "config.json").write_text(json.dumps({"model": "tiny-llama", "method": "sft"}))
+    (tmp_path / "stale" / "metrics.jsonl").write_text("")
+    (tmp_path / "stale" / ".lock").write_text("999999\n")
+    holder = RunLock(run).acquire()  # `--resume` of the stopped run, training now
+    try:
+        code, out, _ = _cli(capsys, "runs", "--root", str(tmp_path))
+        assert code == 0 and re.search(r"^run\s+running\s", out, re.M), out
+        assert re.search(r"^stale\s+interrupted\s", out, re.M), out
+        shutil.rmtree(run / "final", ignore_errors=True)
+        code, _, err = _cli(capsys, "generate", "--model", str(run), "--prompts", "Hi")
+        assert code == 2 and f"has no trained weights (no final/ folder): it is training now (pid {os.getpid()})" \
+            in _one_line(err)
+    finally:
+        holder.release()
+    assert {r.name: r.status for r in list_runs(tmp_path)} == {"run": "stopped", "stale": "interrupted"}
+    # a listing's momentary shared lock does not turn a new holder away
+    fd = os.open(run / ".lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    threading.Timer(0.05, lambda: os.close(fd)).start()
+    RunLock(run).acquire().release()
+
+
 def test_a_stale_lock_file_from_a_dead_process_does_not_block(tmp_path):
     run = _stopped_run(tmp_path)
     (run / ".lock").write_text("999999\n")  # left by a killed process: the kernel lock is gone

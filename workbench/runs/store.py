@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import WorkbenchError
-from .lock import LOCK
+from .lock import LOCK, holder
 from .records import Kind, MetricsRecord
 
 CONFIG, METRICS, SAMPLES, SUMMARY, FINAL, CHECKPOINTS, STOP = (
@@ -134,6 +134,8 @@ class RunInfo:
     def status(self) -> str:
         if self.error:
             return "unreadable"
+        if self.config and holder(self.path):  # a process holds it: training (or resuming) now
+            return "running"
         return self.summary.get("status", "interrupted" if self.config else "unknown")
 
     def records(self) -> list[MetricsRecord]:
@@ -198,8 +200,9 @@ def final_weights(info: RunInfo) -> Path:
     final = info.path / FINAL
     if final.is_dir():
         return final
-    status, reason = info.summary.get("status"), info.summary.get("reason")
-    why = (f"it {status}: {reason}" if status in ("failed", "interrupted") and reason else
+    status, reason, pid = info.summary.get("status"), info.summary.get("reason"), holder(info.path)
+    why = (f"it is training now (pid {pid})" if pid else
+           f"it {status}: {reason}" if status in ("failed", "interrupted") and reason else
            "it is still training, or stopped or failed before saving")
     raise WorkbenchError(f"run {info.path} has no trained weights (no {FINAL}/ folder): {why}; name a finished run")
 
