@@ -371,9 +371,14 @@ def _load_data(cfg: TrainConfig, data_format: str):
 
 def _sample_prompts(p: Plan) -> list:
     source = p.eval_dataset if p.eval_dataset is not None and len(p.eval_dataset) else p.train_dataset
-    if not p.config.sample_prompts or "prompt" not in source.column_names:
-        return []
-    return list(source.select(range(min(p.config.sample_prompts, len(source))))["prompt"])
+    rows = source.select(range(min(p.config.sample_prompts, len(source))))
+    if "prompt" in source.column_names:
+        return list(rows["prompt"])
+    if "text" in source.column_names:  # raw text (cpt): each document's opening, to be continued
+        from .data.openings import document_openings
+
+        return document_openings(rows["text"])
+    return []
 
 
 def _selection_info(p: Plan) -> dict:

@@ -83,3 +83,16 @@ def test_a_sentence_given_as_the_prompts_source_says_to_pass_a_list():
         normalise_prompts("instructons")
     assert "pass a list" not in str(e.value) and "did you mean 'instructions'" in str(e.value)
     assert normalise_prompts(["Explain gravity."]) == [[{"role": "user", "content": "Explain gravity."}]]
+
+
+def test_a_raw_text_dataset_gives_its_eval_documents_openings():
+    """A text dataset (the data of a `cpt` run) has no prompt column: it was refused ("cannot
+    convert 'text' data to 'prompt_completion'"), so the quickstart's shift cell failed for cpt."""
+    from workbench.data import load
+
+    docs = load("stdlib-docs", format="text", split="eval", max_rows=3)["text"]
+    prompts = normalise_prompts("stdlib-docs", max_prompts=3)
+    assert [p[0]["content"] for p in prompts] == [" ".join(d.split()[:16]) for d in docs]
+    assert all(len(p[0]["content"].split()) <= 16 for p in prompts)
+    with pytest.raises(WorkbenchError, match="unknown dataset 'stdlib-dcos'"):
+        normalise_prompts("stdlib-dcos")

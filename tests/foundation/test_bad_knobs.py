@@ -19,12 +19,13 @@ from workbench.peft_menu import list_peft
 # A built-in dataset of each data shape, so that whatever order the engine checks things
 # in, the only thing wrong with a command is the bad knob.
 DATASET_FOR = {"prompt_completion": "instructions", "preference": "preferences", "unpaired": "feedback",
-               "ranked": "rankings", "verifiable": "arithmetic"}
+               "ranked": "rankings", "verifiable": "arithmetic", "text": "stdlib-docs"}
 
 # method → [(bad knob, bad value, extra CLI arguments)]. A knob starting with "--" is a
 # run-level flag checked against the method (MethodSpec.check), not a method knob.
 METHOD_CASES = {
     "sft": [("loss_type", "bogus", [])],
+    "cpt": [("group_by_length", "true", [])],  # with packing (the default): nothing left to group
     "dpo": [("beta", "-0.1", [])],
     "rpo": [("loss_weights", "1,x", [])],
     "ln-dpo": [("f_divergence_type", "sideways", [])],

@@ -63,10 +63,25 @@ def _load_named(source: str, max_prompts: int | None) -> list:
     except WorkbenchError as e:
         if any(c.isspace() for c in source.strip()):  # token_shift("Explain gravity.") meant the text itself
             raise WorkbenchError(f"{e} (to use the text itself as the prompt, pass a list: [{source!r}])") from None
-        raise
+        documents = _documents(source, max_prompts)
+        if documents is None:
+            raise
+        from ..data.openings import document_openings
+
+        return document_openings(documents)  # raw text: its held-out documents' openings
     if "prompt" not in ds.column_names:
         raise WorkbenchError(f"dataset {source!r} has no 'prompt' column")
     return list(ds["prompt"])
+
+
+def _documents(source: str, max_prompts: int | None) -> list[str] | None:
+    """A raw-text dataset's eval documents, or None when `source` is not one."""
+    from ..data import load
+
+    try:
+        return list(load(source, format="text", split="eval", max_rows=max_prompts)["text"])
+    except WorkbenchError:
+        return None
 
 
 def _prompt_rows(path: Path) -> list | None:

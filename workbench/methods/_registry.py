@@ -3,7 +3,7 @@ order listings show them (CLI `--list-methods`, the widgets' menus)."""
 import importlib
 
 METHOD_MODULES = (
-    "sft", "dpo",                                                                        # TRL's own
+    "sft", "dpo", "cpt",                                                                 # TRL's own
     "dft", "anchored_sft", "masked_thought", "hft", "loss_reweighting", "s3ft",          # SFT variants
     "kto", "bco", "orpo", "cpo", "asft", "aft", "lipo",                                  # preference objectives
     "onpolicy", "grpo",                                                                  # on-policy rounds, GRPO/RLOO
