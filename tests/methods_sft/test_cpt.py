@@ -39,16 +39,27 @@ def test_first_loss_is_the_mean_nll_over_every_document_token(tmp_path):
 
 
 def test_packing_keeps_every_token_and_unpacked_says_what_it_cuts(tmp_path):
-    # packed: no warning; unpacked at this max_length: the documents longer than it are counted
-    base = dict(model="tiny-llama", method="cpt", dataset="stdlib-docs", max_rows=16, batch_size=2, max_length=64,
-                max_steps=1, eval_rows=0, sample_prompts=0)
+    # One step over every (packed) sequence of 4 documents: the tokens it saw are all of theirs
+    # (EOS included) when packed, each cut at max_length unpacked, and the unpacked run says so.
+    from workbench.models import load_tokenizer
+
+    tok = load_tokenizer("tiny-llama")
+    docs = load("stdlib-docs", format="text", split="train", max_rows=4, seed=0)["text"]
+    lengths = [len(tok(d)["input_ids"]) + 1 for d in docs]
+    assert max(lengths) > 64  # the case that matters: a document longer than max_length
+    base = dict(model="tiny-llama", method="cpt", dataset="stdlib-docs", max_rows=4, batch_size=64, max_length=64,
+                max_steps=1, eval_rows=0, sample_prompts=0, seed=0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        train(TrainConfig(**base, run_dir=str(tmp_path / "packed")))
+        packed = train(TrainConfig(**base, run_dir=str(tmp_path / "packed")))
     assert not [w for w in caught if issubclass(w.category, TruncationWarning)]
-    with pytest.warns(TruncationWarning, match=r"of 16 training documents are longer than max_length=64 tokens; "
-                                               r"TRL cuts them, so \d+ of \d+ tokens are never trained on"):
-        train(TrainConfig(**base, method_args={"packing": False}, run_dir=str(tmp_path / "unpacked")))
+    assert train_values(packed, "num_tokens") == [sum(lengths)]
+    cut, kept = sum(n > 64 for n in lengths), sum(min(n, 64) for n in lengths)
+    with pytest.warns(TruncationWarning, match=rf"{cut} of 4 training documents are longer than max_length=64 "
+                                               rf"tokens; TRL cuts them, so {sum(lengths) - kept} "
+                                               rf"of {sum(lengths)} tokens are never trained on"):
+        unpacked = train(TrainConfig(**base, method_args={"packing": False}, run_dir=str(tmp_path / "unpacked")))
+    assert train_values(unpacked, "num_tokens") == [kept]
 
 
 def test_loss_falls_and_samples_continue_the_eval_documents(tmp_path):
