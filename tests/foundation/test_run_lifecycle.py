@@ -81,10 +81,12 @@ def test_a_run_being_trained_lists_as_running_and_says_so_when_its_weights_are_a
     (tmp_path / "stale" / "config.json").write_text(json.dumps({"model": "tiny-llama", "method": "sft"}))
     (tmp_path / "stale" / "metrics.jsonl").write_text("")
     (tmp_path / "stale" / ".lock").write_text("999999\n")
-    holder = RunLock(run).acquire()  # `--resume` of the stopped run, training now
+    holder = RunLock(run).acquire()  # `--resume` of the stopped run, training now: its summary is gone
+    summary = (run / "summary.json").read_bytes()
+    (run / "summary.json").unlink()
     try:
         code, out, _ = _cli(capsys, "runs", "--root", str(tmp_path))
-        assert code == 0 and re.search(r"^run\s+running\s", out, re.M), out
+        assert code == 0 and re.search(r"^run\s+running\s+sft\s+lora\s+tiny-llama\s+3\s+\d", out, re.M), out
         assert re.search(r"^stale\s+interrupted\s", out, re.M), out
         shutil.rmtree(run / "final", ignore_errors=True)
         code, _, err = _cli(capsys, "generate", "--model", str(run), "--prompts", "Hi")
@@ -92,6 +94,7 @@ def test_a_run_being_trained_lists_as_running_and_says_so_when_its_weights_are_a
             in _one_line(err)
     finally:
         holder.release()
+        (run / "summary.json").write_bytes(summary)
     assert {r.name: r.status for r in list_runs(tmp_path)} == {"run": "stopped", "stale": "interrupted"}
     # a listing's momentary shared lock does not turn a new holder away
     fd = os.open(run / ".lock", os.O_RDONLY)

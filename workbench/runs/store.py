@@ -223,6 +223,9 @@ def default_run_dir(method: str, model: str) -> Path:
 def iter_final_metrics(runs: Iterable[RunInfo]) -> Iterable[dict]:
     for r in runs:
         s = r.summary
+        if not s and r.config and not r.error:  # running, or killed: how far its records got
+            last = next((rec for rec in reversed(r.records()) if rec.kind is Kind.TRAIN), None)
+            s = {"steps": last.step, "train_loss": last.get("loss")} if last else {}
         yield {"run": r.name, "status": r.status, **({"error": r.error} if r.error else {}),
                "method": r.config.get("method"), "peft": r.config.get("peft"), "model": r.config.get("model"),
                "steps": s.get("steps"), "train_loss": s.get("train_loss"),
