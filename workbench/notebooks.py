@@ -135,6 +135,21 @@ def _declared_parameters(path: Path) -> dict[str, Any]:
     return {name: p["default"] for name, p in (pm.inspect_notebook(str(path)) or {}).items()}
 
 
+DEFAULT_KERNEL = "python3"  # this environment's own kernel (ipykernel's spec name)
+
+
+def _named_kernel(path: Path) -> str | None:
+    """The kernel a notebook's metadata names. A notebook written by nbformat or some editors
+    names none, and papermill then stops with "No kernel name found in notebook"; JupyterLab
+    would open it with the default kernel, so it runs with ours."""
+    import nbformat
+
+    try:
+        return nbformat.read(str(path), as_version=4).metadata.get("kernelspec", {}).get("name") or None
+    except Exception:  # an unreadable notebook: papermill's own error says why
+        return None
+
+
 def _callers_path(name: str, value, kernel_cwd: Path):
     """The kernel runs in the notebook's folder, so `-p dataset rows.csv` typed beside rows.csv
     was looked up beside the notebook ("no such file"). A relative path that exists from here and
@@ -187,6 +202,7 @@ def execute(notebook: str | Path, out_dir: str | Path, parameters: dict[str, Any
     if "run_dir" in declared and "run_dir" not in parameters:
         parameters["run_dir"] = str((out_dir / "run").resolve())
     out_nb = out_dir / notebook.name
+    kernel = kernel or _named_kernel(notebook) or DEFAULT_KERNEL
     os.environ[HEADLESS_ENV] = "1"  # inherited by the kernel papermill starts
     engine_kwargs: dict[str, Any] = {"extra_arguments": list(QUIET_KERNEL_ARGS)}
     start = time.perf_counter()

@@ -218,3 +218,17 @@ def test_profiles_from_metadata_and_overrides(tmp_path):
     assert (failing.profile, failing.parameters) == (None, {})  # no profiles: the notebook's defaults
     legacy = nbformat.v4.new_notebook(metadata={"workbench": {"test_parameters": {"n": 1}}})
     assert notebook_profiles(legacy) == {"ci": {"n": 1}}
+
+
+def test_a_notebook_that_names_no_kernel_runs_with_the_default_one(tmp_path):
+    """A notebook written by nbformat (or an editor that leaves no kernelspec) failed in `check`
+    and `run` with papermill's "No kernel name found in notebook"; JupyterLab opens it with the
+    default kernel, and so do we."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print(6 * 7)")]
+    path = tmp_path / "plain.ipynb"
+    nbformat.write(nb, path)
+    rc, out, err = _cli(path, "-o", tmp_path / "out")
+    assert rc == 0 and "1 notebooks: 1 passed" in out, out + err
+    executed = nbformat.read(str(tmp_path / "out" / "plain" / "plain.ipynb"), as_version=4)
+    assert executed.cells[0].outputs[0]["text"] == "42\n"
