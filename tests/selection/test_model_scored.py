@@ -98,6 +98,13 @@ def test_ifd_bad_score_and_above_max_are_one_line_errors(make_pool, monkeypatch)
     with pytest.raises(WorkbenchError, match="no row has IFD < max_ifd=0.1"):
         select(make_pool(PAIRS[:4]), "ifd", k=1, max_ifd=0.1)
 
+    # raw text has no instruction: refused before any scoring (it took minutes, then said "no row has IFD < 1")
+    import workbench.selection.perplexity as perplexity
+
+    monkeypatch.setattr(perplexity, "_losses", lambda *a, **k: pytest.fail("scored raw text"))
+    with pytest.raises(WorkbenchError, match="no row has an instruction"):
+        select([{"text": "A document."}, {"text": "Another one."}], "ifd", k=1)
+
 
 def test_ifd_cap_ranks_rows_at_or_above_max_last_with_rank_last(make_pool):
     full = select(make_pool(PAIRS), "ifd", k=5, scorer="tiny-llama", progress=False, max_ifd=1e9)

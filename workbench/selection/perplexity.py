@@ -112,6 +112,9 @@ def select_ifd(pool, k, rng, knobs):
         raise WorkbenchError(f"selection.ifd.score: expected ppl_ratio or loss_ratio, got {knobs.score!r}")
     if knobs.above_max not in ("drop", "rank_last"):
         raise WorkbenchError(f"selection.ifd.above_max: expected drop or rank_last, got {knobs.above_max!r}")
+    if not any(pool.instructions):  # raw text: both losses are the same, every IFD 1 (minutes of scoring to learn it)
+        raise WorkbenchError("selection.ifd: no row has an instruction (raw text), so every IFD would be 1; IFD "
+                             "ranks instruction/response pairs: for text use perplexity, dsir or zipfit")
     ifd, with_inst, without = ifd_scores(pool, knobs)
     ok = np.isfinite(ifd) & (ifd < knobs.max_ifd)  # NaN (no response tokens) never passes
     eligible = np.where(ok, ifd, -np.inf)
