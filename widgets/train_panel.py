@@ -210,7 +210,9 @@ class TrainPanel:
             self.curves.redraw()
             if self.error is None:
                 steps = self.result.summary.get("steps", self.progress.step)
-                self._set_status(f"{self.result.status} at step {steps} — {self.result.run_dir}")
+                why = self.result.summary.get("reason") if self.result.status == "failed" else None
+                self._set_status(f"{self.result.status} at step {steps}{f': {why}' if why else ''} — "
+                                 f"{self.result.run_dir}")
                 self.progress.finish(self.result.status)
             else:
                 self._set_status(f"failed: {self.error}")

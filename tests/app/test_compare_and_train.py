@@ -123,3 +123,21 @@ def test_a_run_that_raised_can_be_resumed_from_the_app(tmp_path):
     assert panel.wait(timeout=120) and panel.result.status == "completed", panel.status.value
     assert panel.result.summary["steps"] == 6 and panel.result.summary["resumed_from"].endswith("checkpoint-2")
     assert str(panel.result.run_dir).startswith(str(tmp_path / "runs"))
+
+
+def test_a_run_whose_loss_turns_nan_says_why_in_the_panel_and_the_analyze_tab(tmp_path):
+    """The panel said only "failed at step 3"; the Analyze tab then probed the NaN weights."""
+    from widgets.analyze import AnalyzePanel
+    from widgets.train_panel import TrainPanel
+    from workbench.config import TrainConfig
+
+    cfg = TrainConfig(model="tiny-llama", peft="full", max_steps=4, eval_rows=0, sample_prompts=0,
+                      learning_rate=1e30, run_dir=str(tmp_path / "run"))
+    panel = TrainPanel(lambda: cfg, live=True)
+    panel.start()
+    assert panel.wait(timeout=120) and panel.result.status == "failed"
+    assert "loss became NaN at step" in panel.status.value and "weights were no longer finite" in panel.status.value
+    analyze = AnalyzePanel(lambda: panel.result, lambda: cfg, live=True)
+    analyze.prompts.value, analyze.new_tokens.value = 2, 4
+    assert analyze.compute_shift(panel.result) is None
+    assert "has no trained weights (no final/ folder): it failed: loss became NaN" in analyze.shift_out.value
