@@ -40,6 +40,7 @@ from .threads import size_torch_threads
 from .training.context import TrainContext
 from .training.coordinator import Coordinator
 from .training.cpu_lm_head import use_cpu_lm_head
+from .training.finite import trainable_weights_finite
 from .training.frozen_bf16 import use_frozen_bf16
 from .training.samples import Sampler
 
@@ -259,17 +260,11 @@ def train(config: TrainConfig | dict | str | Path, listeners: Iterable[Listener]
                 job.frozen_bf16.release()  # the model leaves train() with its layers' own forwards
         # A NaN step's update usually leaves NaN weights; saved as final/ they would feed every
         # probe, chat and merge a broken model. Checked on every rank (FSDP shards the weights).
-        if run.nan_step is not None and distributed.any_rank(not _trainable_weights_finite(job.model)):
+        if run.nan_step is not None and not trainable_weights_finite(job.model):
             run.weights_not_finite = True
         else:
             run.save_final(job.save_model)
         return run.finish(steps=steps, extra=_selection_info(p), runtime_s=time.time() - started)
-
-
-def _trainable_weights_finite(model) -> bool:
-    import torch
-
-    return all(bool(torch.isfinite(w).all()) for w in model.parameters() if w.requires_grad)
 
 
 def _on_cpu(device) -> bool:

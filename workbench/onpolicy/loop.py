@@ -27,6 +27,7 @@ from ..models.decoding import eval_decoder, release_eval_decoder
 from ..runs.records import Event, Kind, MetricsRecord
 from ..training.coordinator import Coordinator
 from ..training.cpu_lm_head import use_cpu_lm_head
+from ..training.finite import trainable_weights_finite
 from .builders import DEFAULT_FOR_FORMAT, get_builder
 from .evaluate import evaluate
 from .rewards import build_rewards, column_lists, score
@@ -97,8 +98,9 @@ class OnPolicyCoordinator(Coordinator):
             if run.nan_step is not None:  # no evaluation or checkpoint of the weights a NaN step left
                 break
             self._evaluate(r)
-            run.save_checkpoint(self.global_step, self.save_model,
-                                meta={"round": r, "global_step": self.global_step, "num_tokens": self.tokens})
+            if trainable_weights_finite(self.model):  # else the NaN shows in the next round's loss
+                run.save_checkpoint(self.global_step, self.save_model,
+                                    meta={"round": r, "global_step": self.global_step, "num_tokens": self.tokens})
         run.emit_end(self.global_step)
         return self.global_step
 

@@ -10,6 +10,7 @@ main rank alone records and seals (every rank generates samples, which FSDP need
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -18,6 +19,7 @@ from transformers import TrainerCallback
 
 from .. import distributed
 from ..models.decoding import eval_decoder, release_eval_decoder
+from ..training.finite import trainable_weights_finite
 from .records import Kind, MetricsRecord
 from .run import seal_checkpoint
 
@@ -92,13 +94,20 @@ class RunCallback(TrainerCallback):
             control.should_training_stop = True
             control.should_save = self.checkpoints and self.run.nan_step is None
 
-    def on_save(self, args, state, control, **kw):
+    def on_save(self, args, state, control, model=None, **kw):
         # Every rank writes its own rng_state_<rank>.pth into the checkpoint: seal after all have.
         distributed.barrier()
-        if self.checkpoints and self.run.main:
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.is_dir():
-                seal_checkpoint(folder, step=self.step(state))
+        if not self.checkpoints:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        # The update before a NaN loss shows has usually broken the weights already: a checkpoint
+        # of them would only resume into the NaN. It is removed unsealed; the previous one stays.
+        if model is not None and not trainable_weights_finite(model):
+            if self.run.main:
+                shutil.rmtree(folder, ignore_errors=True)
+            return
+        if self.run.main and folder.is_dir():
+            seal_checkpoint(folder, step=self.step(state))
 
     def on_evaluate(self, args, state, control, model=None, **kw):
         self._sample(model, state, args)
