@@ -24,7 +24,8 @@ class CPTArgs(MethodArgs):
         super().__post_init__()
         if self.packing and self.group_by_length:
             raise WorkbenchError("method.group_by_length groups unpacked documents; with method.packing=true "
-                                 "every sequence is already max_length long: set one of them false")
+                                 "they are packed into max_length sequences, leaving nothing to group: set one "
+                                 "of them false")
 
 
 def build_cpt_trainer(ctx):
