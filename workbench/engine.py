@@ -33,6 +33,7 @@ from .methods import MethodSpec, get_method
 from .models import load_model, load_tokenizer, pick_device, resolve, use_bf16
 from .models.decoding import release_eval_decoder
 from .peft_menu import build_peft_config, check_against_model, get_peft, post_init, prepare_model, resolved_peft_args
+from .runs.finite import trainable_weights_finite
 from .runs.records import Listener
 from .runs.run import Run, RunResult
 from .runs.store import default_run_dir
@@ -40,7 +41,6 @@ from .threads import size_torch_threads
 from .training.context import TrainContext
 from .training.coordinator import Coordinator
 from .training.cpu_lm_head import use_cpu_lm_head
-from .training.finite import trainable_weights_finite
 from .training.frozen_bf16 import use_frozen_bf16
 from .training.samples import Sampler
 

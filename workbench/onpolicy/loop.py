@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 from ..data import tasks
 from ..data.prep_bar import one_bar
 from ..models.decoding import eval_decoder, release_eval_decoder
+from ..runs.finite import trainable_weights_finite
 from ..runs.records import Event, Kind, MetricsRecord
 from ..training.coordinator import Coordinator
 from ..training.cpu_lm_head import use_cpu_lm_head
-from ..training.finite import trainable_weights_finite
 from .builders import DEFAULT_FOR_FORMAT, get_builder
 from .evaluate import evaluate
 from .rewards import build_rewards, column_lists, score

@@ -19,7 +19,7 @@ from transformers import TrainerCallback
 
 from .. import distributed
 from ..models.decoding import eval_decoder, release_eval_decoder
-from ..training.finite import trainable_weights_finite
+from .finite import trainable_weights_finite
 from .records import Kind, MetricsRecord
 from .run import seal_checkpoint
 
