@@ -197,6 +197,11 @@ def test_nan_loss_fails_with_one_line_and_saves_no_broken_weights(cli, tmp_path)
     # At this learning rate step 1's update already makes the weights infinite (the NaN shows in
     # step 2's loss, computed before its update): no checkpoint is kept, each would resume into it.
     assert resume_step(run_dir) == 0 and not list((run_dir / "checkpoints").glob("checkpoint-*"))
+    # a resume would replay the same seeded batches into the same NaN: refused, saying what to do
+    proc = cli("train", "--resume", "--run-dir", str(run_dir), "--max-steps", "8")
+    assert proc.returncode == 2 and "a resume replays the same batches" in proc.stderr \
+        and "start a new run with a lower learning_rate" in proc.stderr, proc.stderr
+    assert summary["nan_step"] == nan_step and json.loads((run_dir / "summary.json").read_text()) == summary
     for argv in (["shift", "--base", "tiny-llama", "--tuned", str(run_dir), "--prompts", "Hi.", "--out",
                   str(tmp_path / "s.html")],
                  ["generate", "--model", str(run_dir), "--prompts", "Hi."],

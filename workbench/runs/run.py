@@ -165,6 +165,10 @@ class Run:
             if info.summary.get("status") == "completed" and not grows:
                 raise WorkbenchError(f"{path} already completed {info.summary.get('steps')} steps; nothing to "
                                      "resume (pass a larger --max-steps to train further)")
+            if info.summary.get("nan_step") is not None:  # seeded data order and RNG: the same NaN again
+                raise WorkbenchError(f"{path} failed: {info.summary.get('reason')}; a resume replays the same "
+                                     "batches at the same learning rate and would meet it again (only --max-steps "
+                                     "may change): start a new run with a lower learning_rate")
             complete, broken = complete_checkpoints(run.store.checkpoints_dir)
             for b in broken:  # set aside, so a new save of that step starts from an empty folder
                 aside = b.with_name(f".incomplete-{b.name}")
@@ -332,6 +336,7 @@ class Run:
             status, reason = "completed", ""
         summary = {
             "status": status, "reason": reason, "steps": steps, "max_steps": self.config.get("max_steps"),
+            **({"nan_step": self.nan_step} if self.nan_step is not None else {}),
             "train_loss": train[-1].get("loss") if train else None,
             "first_train_loss": train[0].get("loss") if train else None,
             "eval_loss": evals[-1].get("eval_loss") if evals else None,
