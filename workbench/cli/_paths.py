@@ -7,22 +7,8 @@ import os
 from pathlib import Path
 
 from ..errors import WorkbenchError
+from ..outputs import check_parent
 from ..runs.store import refuse_run_owned
-
-
-def _nearest_existing(path: Path) -> Path:
-    p = path
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return p
-
-
-def _check_parent(path: Path, flag: str) -> None:
-    anchor = _nearest_existing(path.parent)
-    if not anchor.is_dir():
-        raise WorkbenchError(f"{flag} {path}: {anchor} is a file, not a folder")
-    if not os.access(anchor, os.W_OK | os.X_OK):
-        raise WorkbenchError(f"{flag} {path}: cannot write in {anchor} (permission denied)")
 
 
 def check_output_file(path: str | Path, flag: str, inputs: tuple = ()) -> Path:
@@ -37,7 +23,7 @@ def check_output_file(path: str | Path, flag: str, inputs: tuple = ()) -> Path:
         raise WorkbenchError(f"{flag} {path} is a folder; name a file to write")
     if path.exists() and not path.is_file():
         raise WorkbenchError(f"{flag} {path} exists and is not a regular file")
-    _check_parent(path, flag)
+    check_parent(path, flag)
     if path.exists() and not os.access(path, os.W_OK):
         raise WorkbenchError(f"{flag} {path}: cannot overwrite it (permission denied)")
     return path
@@ -53,7 +39,7 @@ def check_output_dir(path: str | Path, flag: str) -> Path:
         if not os.access(path, os.W_OK | os.X_OK):
             raise WorkbenchError(f"{flag} {path}: cannot write in it (permission denied)")
         return path
-    _check_parent(path, flag)
+    check_parent(path, flag)
     return path
 
 

@@ -95,20 +95,13 @@ def _load_all() -> None:
 def check_new_folder(out: Path) -> None:
     """`--out` of a merge or an export: a folder that does not exist yet or is empty, outside
     any run's own files, that we may create. Checks only: nothing is created here."""
-    import os
-
+    from ..outputs import check_parent
     from ..runs.store import refuse_run_owned
 
     refuse_run_owned(out, "--out")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise WorkbenchError(f"--out {out} already exists and is not an empty folder; pick another")
-    anchor = out.parent
-    while not anchor.exists() and anchor != anchor.parent:
-        anchor = anchor.parent
-    if not anchor.is_dir():
-        raise WorkbenchError(f"--out {out}: {anchor} is a file, not a folder")
-    if not os.access(anchor, os.W_OK | os.X_OK):
-        raise WorkbenchError(f"--out {out}: cannot write in {anchor} (permission denied)")
+    check_parent(out, "--out")
 
 
 def staging_dir(out: Path) -> Path:

@@ -15,6 +15,11 @@ from ..errors import WorkbenchError
 LOCK = ".lock"
 
 
+def _written_pid(fd: int) -> str:
+    """The PID the holder wrote into the lock file."""
+    return os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+
+
 def holder(run_dir: str | Path) -> str | None:
     """The PID (as written) of the process holding this run's lock now, else None. Only asks
     the kernel: nothing is created, and a stale .lock file of a dead process reads as free."""
@@ -27,7 +32,7 @@ def holder(run_dir: str | Path) -> str | None:
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     except BlockingIOError:
-        return os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        return _written_pid(fd)
     finally:
         os.close(fd)
 
@@ -42,18 +47,17 @@ class RunLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         # `holder()` (a run listing, the app's run lists) takes a shared lock for a moment: a
         # few retries over ~0.2 s tell that apart from a process that holds the run.
-        for attempt in range(20):
+        for _ in range(20):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if attempt < 19:
-                    time.sleep(0.01)
+                time.sleep(0.01)
         else:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            pid = _written_pid(fd)
             os.close(fd)
             raise WorkbenchError(f"{self.what} {self.path.parent} is in use by another process "
-                                 f"(pid {holder}); wait for it to finish or stop it first")
+                                 f"(pid {pid}); wait for it to finish or stop it first")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
